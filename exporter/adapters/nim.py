@@ -1,0 +1,47 @@
+"""NVIDIA NIM for LLMs (reference: shared/reference/engine-metrics.md section 3).
+
+NIM 1.x serves vLLM-V0-style names without the ``vllm:`` prefix on ``/v1/metrics``; releases built
+on newer vLLM pass the ``vllm:`` names through. Both are mapped; per model the first row with
+data wins.
+"""
+
+from exporter.adapters.base import Adapter, Row
+from exporter.adapters.vllm import FINISHED_REASON
+from exporter.schema import Engine, M
+
+ROWS = (
+    Row(M.REQUESTS_RUNNING, "num_requests_running"),  # NIM 1.x
+    Row(M.REQUESTS_RUNNING, "vllm:num_requests_running"),  # alias: NIM releases exposing vLLM names
+    Row(M.REQUESTS_WAITING, "num_requests_waiting"),  # NIM 1.x
+    Row(M.REQUESTS_WAITING, "vllm:num_requests_waiting"),  # alias: vLLM names
+    Row(M.KV_CACHE_USAGE_RATIO, "gpu_cache_usage_perc"),  # NIM 1.x, a 0..1 fraction
+    Row(M.KV_CACHE_USAGE_RATIO, "vllm:kv_cache_usage_perc"),  # alias: vLLM 0.9.2+ names
+    Row(M.KV_CACHE_USAGE_RATIO, "vllm:gpu_cache_usage_perc"),  # alias: vLLM names up to 0.11
+    Row(M.PROMPT_TOKENS, "prompt_tokens"),  # NIM 1.x
+    Row(M.PROMPT_TOKENS, "vllm:prompt_tokens"),  # alias: vLLM names
+    Row(M.GENERATION_TOKENS, "generation_tokens"),  # NIM 1.x
+    Row(M.GENERATION_TOKENS, "vllm:generation_tokens"),  # alias: vLLM names
+    # request_finish_total carries finished_reason; NIM's request_success/failure_total are its
+    # sums and would double count.
+    Row(M.REQUESTS, "request_finish", outcomes=FINISHED_REASON),  # NIM 1.x
+    Row(M.REQUESTS, "vllm:request_success", outcomes=FINISHED_REASON),  # alias: vLLM names
+    Row(M.PREEMPTIONS, "vllm:num_preemptions"),  # vLLM names only; NIM 1.x has none
+    Row(M.PREFIX_CACHE_QUERIES, "vllm:prefix_cache_queries"),  # vLLM names only
+    Row(M.PREFIX_CACHE_HITS, "vllm:prefix_cache_hits"),  # vLLM names only
+    Row(M.TIME_TO_FIRST_TOKEN, "time_to_first_token_seconds"),  # NIM 1.x
+    Row(M.TIME_TO_FIRST_TOKEN, "vllm:time_to_first_token_seconds"),  # alias: vLLM names
+    Row(M.INTER_TOKEN_LATENCY, "time_per_output_token_seconds"),  # NIM 1.x: per-gap, as in vLLM V0
+    Row(M.INTER_TOKEN_LATENCY, "vllm:inter_token_latency_seconds"),  # alias: vLLM 0.10.2+ names
+    Row(M.INTER_TOKEN_LATENCY, "vllm:time_per_output_token_seconds"),  # alias: vLLM names up to 0.14
+    Row(M.TIME_PER_OUTPUT_TOKEN, "vllm:request_time_per_output_token_seconds"),  # vLLM 0.11+ names only
+    Row(M.REQUEST_DURATION, "e2e_request_latency_seconds"),  # NIM 1.x
+    Row(M.REQUEST_DURATION, "vllm:e2e_request_latency_seconds"),  # alias: vLLM names
+    Row(M.REQUEST_QUEUE, "vllm:request_queue_time_seconds"),  # vLLM names only
+)
+
+ADAPTER = Adapter(
+    engine=Engine.NIM,
+    rows=ROWS,
+    model_label="model_name",
+    detect=("request_finish_total", "num_request_max"),
+)

@@ -1,0 +1,29 @@
+"""Hugging Face TGI (reference: shared/reference/engine-metrics.md section 4.2; TGI 2.x-3.x).
+
+TGI's Rust exporter has no model label (the target's configured ``model`` fills it) and no
+``_total`` suffix. It exports no TTFT and no per-gap latency.
+"""
+
+from exporter.adapters.base import Adapter, Row, Take
+from exporter.schema import Engine, M, Outcome
+
+ROWS = (
+    Row(M.REQUESTS_RUNNING, "tgi_batch_current_size"),  # requests in the running batch
+    Row(M.REQUESTS_WAITING, "tgi_queue_size"),
+    Row(M.REQUESTS, "tgi_request_success", outcome=Outcome.SUCCESS, part="success"),
+    # err: validation, overloaded, generation, ...; all are failed requests from the client's view.
+    Row(M.REQUESTS, "tgi_request_failure", outcome=Outcome.ERROR, part="failure"),
+    Row(M.TIME_PER_OUTPUT_TOKEN, "tgi_request_mean_time_per_token_duration"),
+    Row(M.REQUEST_DURATION, "tgi_request_duration"),
+    Row(M.REQUEST_QUEUE, "tgi_request_queue_duration"),
+    # Tokens: TGI counts them only in per-request histograms, whose _sum is the running total.
+    Row(M.PROMPT_TOKENS, "tgi_request_input_length", take=Take.HISTOGRAM_SUM),
+    Row(M.GENERATION_TOKENS, "tgi_request_generated_tokens", take=Take.HISTOGRAM_SUM),
+)
+
+ADAPTER = Adapter(
+    engine=Engine.TGI,
+    rows=ROWS,
+    model_label=None,
+    detect=("tgi_request_", "tgi_queue_size"),
+)

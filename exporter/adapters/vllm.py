@@ -1,0 +1,53 @@
+"""vLLM, 0.4 to 0.33, V0 and V1 engines (reference: shared/reference/engine-metrics.md section 1).
+
+Rows are keyed by the ``vllm:`` name; ``prefix_aliases`` folds in the other spellings. Within a
+metric, the first row wins and later rows are aliases for releases that lack the first.
+"""
+
+from exporter.adapters.base import Adapter, Outcomes, Row
+from exporter.schema import Engine, M, Outcome
+
+# vLLM's finished_reason: stop and length (and repetition, 0.18+) are normal completions.
+FINISHED_REASON = Outcomes(
+    label="finished_reason",
+    mapping={"abort": Outcome.ABORTED, "error": Outcome.ERROR},  # error: 0.13+
+    default=Outcome.SUCCESS,
+)
+
+ROWS = (
+    Row(M.REQUESTS_RUNNING, "vllm:num_requests_running"),
+    Row(M.REQUESTS_WAITING, "vllm:num_requests_waiting"),
+    Row(M.KV_CACHE_USAGE_RATIO, "vllm:kv_cache_usage_perc"),  # 0.9.2+; a 0..1 fraction despite _perc
+    Row(M.KV_CACHE_USAGE_RATIO, "vllm:gpu_cache_usage_perc"),  # alias: V0, and V1 up to 0.11 (hidden in 0.11)
+    Row(M.PROMPT_TOKENS, "vllm:prompt_tokens"),
+    Row(M.GENERATION_TOKENS, "vllm:generation_tokens"),
+    Row(M.REQUESTS, "vllm:request_success", outcomes=FINISHED_REASON, part="engine"),
+    # The API server's own 5xx answers (prometheus-fastapi-instrumentator, status grouped as
+    # "5xx"): requests that failed before or outside the engine. A non-streaming request that
+    # fails inside the engine can count here and as finished_reason="error" (0.13+).
+    Row(M.REQUESTS, "http_requests", where={"status": r"5(xx|\d\d)"}, outcome=Outcome.ERROR, part="http"),
+    Row(M.PREEMPTIONS, "vllm:num_preemptions"),
+    Row(M.PREFIX_CACHE_QUERIES, "vllm:prefix_cache_queries"),  # 0.9.2+, tokens
+    Row(M.PREFIX_CACHE_QUERIES, "vllm:gpu_prefix_cache_queries"),  # alias: V1 0.7.3-0.11 (blocks up to 0.8)
+    Row(M.PREFIX_CACHE_HITS, "vllm:prefix_cache_hits"),  # 0.9.2+, tokens
+    Row(M.PREFIX_CACHE_HITS, "vllm:gpu_prefix_cache_hits"),  # alias: V1 0.7.3-0.11 (blocks up to 0.8)
+    Row(M.TIME_TO_FIRST_TOKEN, "vllm:time_to_first_token_seconds"),
+    Row(M.INTER_TOKEN_LATENCY, "vllm:inter_token_latency_seconds"),  # 0.10.2+
+    Row(M.INTER_TOKEN_LATENCY, "vllm:time_per_output_token_seconds"),  # alias: up to 0.14 (hidden 0.12-0.14); same gaps
+    Row(M.TIME_PER_OUTPUT_TOKEN, "vllm:request_time_per_output_token_seconds"),  # 0.11+
+    Row(M.REQUEST_DURATION, "vllm:e2e_request_latency_seconds"),
+    Row(M.REQUEST_QUEUE, "vllm:request_queue_time_seconds"),  # 0.6+
+    Row(M.REQUEST_QUEUE, "vllm:time_in_queue_requests"),  # alias: V0 0.6-0.9 only
+)
+
+ADAPTER = Adapter(
+    engine=Engine.VLLM,
+    rows=ROWS,
+    model_label="model_name",
+    prefix_aliases={
+        "ray_vllm:": "vllm:",  # vLLM inside Ray Serve LLM (Ray's metrics agent re-exports with this prefix)
+        "vllm_": "vllm:",  # scrapers that asked for OpenMetrics from prometheus-client >= 0.23 (underscore escaping)
+        "ray_vllm_": "vllm:",  # both of the above
+    },
+    detect=("vllm:", "ray_vllm:", "vllm_num_requests"),
+)

@@ -1,0 +1,146 @@
+"""``infersight``: one command, one subcommand per part of the stack.
+
+argparse rather than typer: it is in the standard library, starts in a few milliseconds (the
+sidecar restarts with its pod) and its subparsers cover everything the tool needs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from exporter import __version__
+from exporter.schema import Engine, GpuSource
+
+
+def _exporter_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "exporter", help="scrape engines and serve normalized metrics",
+        description="Scrape LLM engines' /metrics and serve them in infersight's unified schema. "
+                    "Flags override INFERSIGHT_* environment variables, which override the --config file.")
+    p.add_argument("--config", type=Path, help="YAML configuration file (see README, Configuration)")
+    p.add_argument("--check-config", action="store_true", help="validate the configuration, print problems, exit")
+    p.add_argument("--engine", choices=[e.value for e in Engine] + ["auto"], help="engine of the targets (default auto)")
+    p.add_argument("--target", dest="targets", action="append", metavar="[NAME=]URL",
+                   help="an engine's metrics URL; repeat for several targets")
+    p.add_argument("--model", help="model label for engines whose metrics name none (TGI); applies to --target")
+    p.add_argument("--listen", metavar="HOST:PORT", help="address to serve on (default 0.0.0.0:9400)")
+    p.add_argument("--scrape-timeout", dest="scrape_timeout_seconds", type=float, metavar="SECONDS",
+                   help="per-target timeout; a shorter X-Prometheus-Scrape-Timeout-Seconds wins (default 10)")
+    p.add_argument("--max-body-bytes", type=int, metavar="BYTES", help="largest payload accepted (default 32 MiB)")
+    gpu = p.add_argument_group("GPU metrics")
+    gpu.add_argument("--gpu-source", choices=[s.value for s in GpuSource], help="where GPU metrics come from (default none)")
+    gpu.add_argument("--dcgm-url", help="dcgm-exporter /metrics URL, for --gpu-source dcgm")
+    gpu.add_argument("--gpu-device", dest="gpu_devices", action="append", metavar="UUID|INDEX",
+                     help="only these GPUs (repeat); default all the source reports")
+    cost = p.add_argument_group("cost")
+    cost.add_argument("--gpu-type", help="GPU model for the default price, e.g. A100-80GB")
+    cost.add_argument("--gpu-count", type=int, help="GPUs behind each target")
+    cost.add_argument("--gpu-hourly-dollars", type=float, help="$ per GPU-hour (overrides the --gpu-type price)")
+    cost.add_argument("--licence-monthly-dollars", type=float, help="software licence $ per month (730 h)")
+    auth = p.add_argument_group("protected engines (secrets from files or INFERSIGHT_AUTH__* env only)")
+    auth.add_argument("--bearer-token-file", type=Path, help="file holding a bearer token")
+    auth.add_argument("--basic-auth-user", help="basic-auth user name")
+    auth.add_argument("--basic-auth-password-file", type=Path, help="file holding the basic-auth password")
+    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    p.set_defaults(run=_run_exporter)
+
+
+def _flags(args: argparse.Namespace) -> dict[str, Any]:
+    """Only the flags given, nested as Settings expects, so unset ones fall through to env/YAML."""
+    flags: dict[str, Any] = {}
+    for name in ("engine", "listen", "scrape_timeout_seconds", "max_body_bytes", "log_level"):
+        if getattr(args, name) is not None:
+            flags[name] = getattr(args, name)
+    if args.targets:
+        flags["targets"] = [_target_flag(t, args.model) for t in args.targets]
+    gpu = {k: v for k, v in {"source": args.gpu_source, "dcgm_url": args.dcgm_url,
+                             "devices": args.gpu_devices}.items() if v is not None}
+    if gpu:
+        flags["gpu"] = gpu
+    cost = {k: v for k, v in {"gpu_type": args.gpu_type, "gpu_count": args.gpu_count,
+                              "gpu_hourly_dollars": args.gpu_hourly_dollars,
+                              "licence_monthly_dollars": args.licence_monthly_dollars}.items() if v is not None}
+    if cost:
+        flags["cost"] = cost
+    if args.bearer_token_file is not None:
+        flags["auth"] = {"bearer_token_file": args.bearer_token_file}
+    elif args.basic_auth_user is not None:
+        flags["auth"] = {"basic_auth": {"username": args.basic_auth_user,
+                                        "password_file": args.basic_auth_password_file}}
+    return flags
+
+
+def _target_flag(value: str, model: str | None) -> dict[str, Any]:
+    name, sep, url = value.partition("=")
+    target: dict[str, Any] = {"name": name, "url": url} if sep and "://" not in name else {"url": value}
+    if model is not None:
+        target["model"] = model
+    return target
+
+
+def _run_exporter(args: argparse.Namespace) -> int:
+    from exporter.settings import ConfigError, load_settings
+
+    try:
+        settings = load_settings(_flags(args), args.config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 1
+    if args.check_config:
+        for target in settings.targets:
+            resolved = settings.resolved(target)
+            print(f"ok: target {resolved.name} engine={resolved.engine} url={resolved.url} "
+                  f"gpu={resolved.gpu.source.value} auth={'yes' if resolved.auth.configured else 'no'}")
+        return 0
+    _configure_logging(settings.log_level)
+    from exporter.server import serve
+
+    serve(settings)
+    return 0
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), stream=sys.stderr,
+                        format="ts=%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per engine request is noise
+
+
+def _replay_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("replay", help="serve a captured /metrics payload, as a stand-in engine",
+                       description="Serve a file as an engine's metrics endpoint (for demos and tests).")
+    p.add_argument("file", type=Path, help="a /metrics payload")
+    p.add_argument("--listen", default="127.0.0.1:8000", metavar="HOST:PORT")
+    p.add_argument("--path", default="/metrics", help="URL path to serve it on (NIM: /v1/metrics)")
+    p.set_defaults(run=_run_replay)
+
+
+def _run_replay(args: argparse.Namespace) -> int:
+    from exporter.replay import serve_file
+
+    _configure_logging("info")
+    serve_file(args.file, args.listen, args.path)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="infersight", description="Observability and SLOs for LLM serving engines.")
+    parser.add_argument("--version", action="version", version=f"infersight {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _exporter_parser(sub)
+    _replay_parser(sub)
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop cleanly in a pod
+    try:
+        return args.run(args)
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

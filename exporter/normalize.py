@@ -1,0 +1,290 @@
+"""Turn an engine's parsed families into unified series, as its adapter table says. Pure.
+
+``compile_plan`` is run once per adapter; ``normalize`` once per scrape. The result is keyed by
+unified metric and by label values in the metric's label order, without ``engine`` and
+``target``, which the exporter adds.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from exporter.adapters.base import Adapter, Row, Take
+from exporter.parse import Family, ParseError
+from exporter.schema import Combine, Kind, Label, Outcome, UnifiedMetric
+
+LabelKey = tuple[str, ...]
+
+
+@dataclass
+class Histogram:
+    buckets: dict[float, float]  # upper bound (seconds, +inf included) -> cumulative count
+    sum: float
+    count: float
+
+    def add(self, other: Histogram, sign: int = 1) -> None:
+        for bound, count in other.buckets.items():
+            self.buckets[bound] = self.buckets.get(bound, 0.0) + sign * count
+        self.sum += sign * other.sum
+        self.count += sign * other.count
+
+
+Value = float | Histogram
+
+
+@dataclass
+class Normalized:
+    """One target's unified series and which of the adapter's signals the payload provided."""
+
+    series: dict[UnifiedMetric, dict[LabelKey, Value]] = field(default_factory=dict)
+    available: dict[UnifiedMetric, bool] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """An adapter compiled for scraping: what to ask the parser for and how rows group."""
+
+    adapter: Adapter
+    wanted: frozenset[str]  # family names as they may appear in a payload
+    canonical: dict[str, str]  # payload family name -> the name rows use
+    # metric -> parts, each part a tuple of alias rows in priority order
+    parts: dict[UnifiedMetric, tuple[tuple[Row, ...], ...]]
+
+
+def compile_plan(adapter: Adapter, *, gpu: bool = True) -> Plan:
+    """``gpu=False`` leaves out the adapter's GPU rows (the target reads its GPUs elsewhere)."""
+    rows = tuple(row for row in adapter.rows if gpu or Label.GPU not in row.metric.labels)
+    sources = set()
+    for row in rows:
+        sources.add(row.source)
+        if row.count_source:
+            sources.add(row.count_source)
+    canonical = {name: name for name in sources}
+    for seen_prefix, row_prefix in adapter.prefix_aliases.items():
+        for name in sources:
+            if name.startswith(row_prefix):
+                canonical[seen_prefix + name[len(row_prefix):]] = name
+    grouped: dict[UnifiedMetric, dict[str, list[Row]]] = defaultdict(lambda: defaultdict(list))
+    for row in rows:
+        grouped[row.metric][row.part].append(row)
+    parts = {metric: tuple(tuple(rows) for rows in by_part.values()) for metric, by_part in grouped.items()}
+    return Plan(adapter, frozenset(canonical), canonical, parts)
+
+
+_ACCEPTED_TYPES = {
+    Kind.GAUGE: ("gauge", "unknown"),
+    Kind.COUNTER: ("counter",),
+    Kind.HISTOGRAM: ("histogram",),
+}
+
+
+def _index(plan: Plan, families: Iterable[Family]) -> dict[str, Family]:
+    """Families by the name rows use; the canonical spelling beats a prefix alias."""
+    exact: dict[str, Family] = {}
+    aliased: dict[str, Family] = {}
+    for family in families:
+        name = plan.canonical.get(family.name)
+        if name is None:
+            continue
+        index = exact if family.name == name else aliased
+        earlier = index.get(name)
+        if earlier is None:
+            index[name] = Family(name, family.type, family.help, family.samples)
+        elif earlier.type != family.type:
+            raise ParseError(f"conflicting TYPE lines for {family.name}: {earlier.type} and {family.type}")
+        else:  # the same family twice in one payload: prometheus_client splits it; join it again
+            index[name] = Family(name, family.type, family.help, earlier.samples + family.samples)
+    return {**aliased, **exact}
+
+
+def _check_duplicates(family: Family) -> None:
+    seen = set()
+    for name, labels, _, _ in family.samples:
+        key = (name, tuple(sorted(labels.items())))
+        if key in seen:
+            raise ParseError(f"duplicate series {name}{dict(labels)}")
+        seen.add(key)
+
+
+class _RowReader:
+    """Reads one row's contribution: {label key: value} for the row's metric."""
+
+    def __init__(self, plan: Plan, index: dict[str, Family], default_model: str):
+        self.adapter = plan.adapter
+        self.index = index
+        self.default_model = default_model
+
+    def family(self, row: Row) -> Family | None:
+        family = self.index.get(row.source)
+        if family is None or family.type not in _ACCEPTED_TYPES[row.source_kind]:
+            return None
+        return family
+
+    def selected(self, row: Row, family: Family) -> list[tuple[str, dict[str, str], float]]:
+        patterns = [(label, re.compile(pattern)) for label, pattern in row.where.items()]
+        return [
+            (name, labels, value)
+            for name, labels, value, _ in family.samples
+            if all(label in labels and p.fullmatch(labels[label]) for label, p in patterns)
+        ]
+
+    def key(self, row: Row, labels: dict[str, str]) -> LabelKey:
+        metric = row.metric
+        if Label.GPU in metric.labels:
+            return (next((labels[g] for g in self.adapter.gpu_labels if g in labels), ""),)
+        model_label = self.adapter.model_label
+        model = labels.get(model_label, self.default_model) if model_label else self.default_model
+        if Label.OUTCOME in metric.labels:
+            outcome = row.outcome or row.outcomes.of(labels.get(row.outcomes.label, ""))  # type: ignore[union-attr]
+            return (model, outcome.value)
+        return (model,)
+
+    def read(self, row: Row) -> dict[LabelKey, Value] | None:
+        """The row's data, or None when the payload lacks the row's family (or its selected series)."""
+        family = self.family(row)
+        if family is None:
+            return None
+        samples = self.selected(row, family)
+        if row.where and not samples:
+            return None
+        multiplier, divisor = row.unit.value
+        metric = row.metric
+        out: dict[LabelKey, Value] = {}
+        counts: dict[LabelKey, int] = defaultdict(int)
+
+        def put(key: LabelKey, value: Value) -> None:
+            counts[key] += 1
+            if key not in out:
+                out[key] = value
+            elif isinstance(value, Histogram):
+                out[key].add(value)  # type: ignore[union-attr]
+            else:
+                out[key] += value  # type: ignore[operator]
+
+        if metric.kind is Kind.HISTOGRAM and row.count_source is None:
+            for key, hist in self._histograms(row, samples, multiplier, divisor):
+                put(key, hist)
+        elif row.count_source is not None:
+            counted = self.index.get(row.count_source)
+            count_of = {tuple(sorted(l.items())): v for _, l, v, _ in (counted.samples if counted else [])}
+            for _, labels, value in samples:
+                count = count_of.get(tuple(sorted(labels.items())))
+                if count is not None:
+                    put(self.key(row, labels), Histogram({math.inf: count}, value * multiplier / divisor, count))
+        else:
+            wanted_name = _value_sample_name(row)
+            for name, labels, value in samples:
+                if name != wanted_name:
+                    continue
+                if row.per is not None:
+                    denominator = _matching(family, labels, row.per)
+                    if not denominator:
+                        continue  # no capacity reported (e.g. KV cache disabled): no ratio
+                    value = value / denominator
+                put(self.key(row, labels), value * multiplier / divisor)
+        if metric.kind is Kind.GAUGE and metric.combine is Combine.MEAN:
+            for key, n in counts.items():
+                out[key] = out[key] / n  # type: ignore[operator]
+        return out
+
+    def _histograms(self, row: Row, samples, multiplier: int, divisor: int):
+        series: dict[LabelKey, Histogram] = {}
+        base = row.source
+        for name, labels, value in samples:
+            rest = {k: v for k, v in labels.items() if k != "le"}
+            group = tuple(sorted(rest.items()))
+            hist = series.get(group)
+            if hist is None:
+                hist = series[group] = Histogram({}, 0.0, 0.0)
+            if name == base + "_bucket":
+                bound = float(labels.get("le", "nan"))
+                if math.isnan(bound):
+                    raise ParseError(f"{name} without a valid le label")
+                hist.buckets[bound * multiplier / divisor] = value
+            elif name == base + "_sum":
+                hist.sum = value * multiplier / divisor
+            elif name == base + "_count":
+                hist.count = value
+        for group, hist in series.items():
+            yield self.key(row, dict(group)), hist
+
+
+def _value_sample_name(row: Row) -> str:
+    if row.take is Take.HISTOGRAM_SUM:
+        return row.source + "_sum"
+    if row.source_kind is Kind.COUNTER:
+        return row.source + "_total"
+    return row.source
+
+
+def _matching(family: Family, labels: dict[str, str], overrides) -> float | None:
+    wanted = {**labels, **overrides}
+    for _, other, value, _ in family.samples:
+        if other == wanted:
+            return value
+    return None
+
+
+def _seen_models(plan: Plan, index: dict[str, Family]) -> set[str]:
+    label = plan.adapter.model_label
+    if label is None:
+        return set()
+    return {labels[label] for family in index.values() for _, labels, _, _ in family.samples if label in labels}
+
+
+def normalize(plan: Plan, families: Iterable[Family], model: str | None = None) -> Normalized:
+    """Unified series of one payload. ``model`` names series whose engine gives no model label;
+    without it, the payload's only model (or "") is used."""
+    index = _index(plan, families)
+    for family in index.values():
+        _check_duplicates(family)
+    if model is None:
+        seen = _seen_models(plan, index)
+        model = seen.pop() if len(seen) == 1 else ""
+    reader = _RowReader(plan, index, model)
+    result = Normalized()
+    for metric, parts in plan.parts.items():
+        total: dict[LabelKey, Value] = {}
+        available = False
+        for aliases in parts:
+            chosen: dict[str, Row] = {}  # selection unit (model or gpu) -> first row with data for it
+            contributions = []
+            for row in aliases:
+                data = reader.read(row)
+                if data is None:
+                    continue
+                available = True
+                contributions.append((row, data))
+                for key in data:
+                    chosen.setdefault(key[0], row)
+            for row, data in contributions:
+                for key, value in data.items():
+                    if chosen[key[0]] is not row:
+                        continue
+                    _accumulate(total, key, value, row.sign)
+        result.available[metric] = available
+        if Label.OUTCOME in metric.labels:
+            _zero_missing_outcomes(total)
+        if total:
+            result.series[metric] = total
+    return result
+
+
+def _zero_missing_outcomes(total: dict[LabelKey, Value]) -> None:
+    """Give every model all outcomes, so error ratios read 0 rather than nothing."""
+    for model in {key[0] for key in total}:
+        for outcome in Outcome:
+            total.setdefault((model, outcome.value), 0.0)
+
+
+def _accumulate(total: dict[LabelKey, Value], key: LabelKey, value: Value, sign: int) -> None:
+    if isinstance(value, Histogram):
+        if key not in total:
+            total[key] = Histogram({}, 0.0, 0.0)
+        total[key].add(value, sign)  # type: ignore[union-attr]
+    else:
+        total[key] = total.get(key, 0.0) + sign * value  # type: ignore[operator]

@@ -1,0 +1,198 @@
+"""Parse a Prometheus text exposition (format 0.0.4) into metric families, fast.
+
+``parse`` gives exactly the families and samples that ``prometheus_client.parser`` gives (the
+same family boundaries, the counter ``_total`` munging, untyped singletons), but only for the
+families it is asked for: lines of other families are skipped after reading their name. It
+handles the common shape of a line itself; anything unusual (escapes, quoted names, odd spacing,
+exemplars, bad values) makes it hand the whole payload to the library parser rather than guess.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as _openmetrics_families
+from prometheus_client.parser import text_string_to_metric_families as _text_families
+
+Labels = dict[str, str]
+Sample = tuple[str, Labels, float, float | None]  # (sample name, labels, value, timestamp in seconds)
+
+
+class ParseError(ValueError):
+    """The payload is not a valid exposition."""
+
+
+@dataclass(slots=True)
+class Family:
+    name: str  # as prometheus_client names it: counters without _total
+    type: str  # counter, gauge, histogram, summary, unknown, ...
+    help: str
+    samples: list[Sample]
+
+
+class _Unusual(Exception):
+    """A line outside the fast path's subset of the format."""
+
+
+_METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+_NAME_PREFIX = _METRIC_NAME.match
+_LABEL = r'[a-zA-Z_][a-zA-Z0-9_]*="[^"\\]*"'
+# name, optional {labels}, one space, value, optionally one space and a timestamp.
+_SAMPLE = re.compile(
+    rf"([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{{((?:{_LABEL}(?:,{_LABEL})*,?)?)\}})? ([^ \t]+)(?: ([^ \t]+))?").fullmatch
+_LABEL_PAIRS = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="([^"\\]*)"').findall
+_COMMENT_SPLIT = re.compile(r"[ \t\n\r\x0b\x0c]+").split  # the library's whitespace set
+_HELP_ESCAPES = re.compile(r"\\[\\n]")
+_TYPES = frozenset({"counter", "gauge", "summary", "histogram", "gaugehistogram", "unknown", "info", "stateset"})
+_ALLOWED_SUFFIXES = {
+    "counter": ("",),
+    "gauge": ("",),
+    "summary": ("_count", "_sum", ""),
+    "histogram": ("_count", "_sum", "_bucket"),
+}
+
+
+def parse(text: str, wanted: Collection[str] | None = None, *, openmetrics: bool = False) -> list[Family]:
+    """Families of ``text`` in payload order; only those named in ``wanted`` (None: all).
+
+    Raises ParseError when the payload is not a valid exposition.
+    """
+    if not openmetrics:
+        try:
+            return _parse_fast(text, wanted)
+        except _Unusual:
+            pass
+    return _parse_with_library(text, wanted, openmetrics)
+
+
+def _parse_with_library(text: str, wanted: Collection[str] | None, openmetrics: bool) -> list[Family]:
+    parser = _openmetrics_families if openmetrics else _text_families
+    try:
+        return [
+            Family(m.name, m.type, m.documentation, [(s.name, s.labels, s.value, s.timestamp) for s in m.samples])
+            for m in parser(text)
+            if wanted is None or m.name in wanted
+        ]
+    except Exception as exc:  # the library raises ValueError, IndexError, TypeError... on bad input
+        raise ParseError(f"invalid exposition: {exc}") from None
+
+
+def _number(token: str) -> float:
+    if "_" in token:  # float() accepts 1_000; the exposition format does not
+        raise _Unusual
+    try:
+        return float(token)
+    except ValueError:
+        raise _Unusual from None
+
+
+def _sample(line: str) -> Sample:
+    match = _SAMPLE(line)
+    if match is None:
+        raise _Unusual
+    name, block, value, timestamp = match.groups()
+    labels: Labels = {}
+    if block:
+        pairs = _LABEL_PAIRS(block)
+        labels = dict(pairs)
+        if len(labels) != len(pairs) or ("__" in block and any(k.startswith("__") for k in labels)):
+            raise _Unusual  # duplicate or reserved label names: the library decides
+    ts = None
+    if timestamp is not None:  # milliseconds; parsed as the library does, int first
+        if "_" in timestamp:
+            raise _Unusual
+        try:
+            ts = int(timestamp) / 1000
+        except ValueError:
+            ts = _number(timestamp) / 1000
+    return (name, labels, _number(value), ts)
+
+
+def _parse_fast(text: str, wanted: Collection[str] | None) -> list[Family]:
+    want_all = wanted is None
+    # A counter family may be named with or without _total on its TYPE line.
+    raw_wanted = set() if want_all else {n for w in wanted for n in (w, w + "_total")}
+    families: list[Family] = []
+    name, doc, typ = "", "", "untyped"
+    samples: list[Sample] = []
+    allowed: tuple[str, ...] = ()
+    keep = False
+
+    def close() -> None:
+        family_name, family_type, family_samples = name, typ, samples
+        if family_type == "counter":
+            if family_name.endswith("_total"):
+                family_name = family_name[:-6]
+            else:
+                family_samples = [(s[0] + "_total", s[1], s[2], s[3]) for s in samples]
+        elif family_type == "untyped":
+            family_type = "unknown"
+        if want_all or family_name in wanted:
+            families.append(Family(family_name, family_type, doc, family_samples))
+
+    for line in text.split("\n"):
+        line = line.strip()
+        if not line:
+            continue
+        if line[0] == "#":
+            parts = _COMMENT_SPLIT(line, 3)
+            if '"' in "".join(parts[:3]):
+                raise _Unusual  # quoted names change how the library splits
+            if len(parts) < 2:
+                continue
+            keyword = parts[1]
+            candidate = ""
+            if len(parts) > 2:
+                if keyword != "TYPE" and keyword != "HELP":
+                    continue
+                candidate = parts[2]
+                if _METRIC_NAME.fullmatch(candidate) is None:
+                    raise _Unusual
+            if keyword == "HELP":
+                if candidate != name:
+                    if name != "":
+                        close()
+                    name, typ, samples = candidate, "untyped", []
+                    allowed = (candidate,)
+                    keep = want_all or candidate in raw_wanted
+                doc = parts[3] if len(parts) == 4 else ""
+                if "\\" in doc:
+                    doc = _HELP_ESCAPES.sub(lambda m: "\n" if m.group() == "\\n" else "\\", doc)
+            elif keyword == "TYPE":
+                if len(parts) < 4 or parts[3] not in _TYPES and parts[3] != "untyped":
+                    raise _Unusual
+                if candidate != name:
+                    if name != "":
+                        close()
+                    name, doc, samples = candidate, "", []
+                    keep = want_all or candidate in raw_wanted
+                typ = parts[3]
+                allowed = tuple(name + suffix for suffix in _ALLOWED_SUFFIXES.get(typ, ("",)))
+            continue
+
+        head = _NAME_PREFIX(line)
+        if head is None:
+            raise _Unusual
+        sample_name = head.group()
+        end = head.end()
+        if end == len(line) or line[end] not in " {":
+            raise _Unusual
+        if sample_name in allowed:
+            if keep:
+                samples.append(_sample(line))
+            else:
+                _number(line.rpartition(" ")[2])  # a cheap sanity check of lines we skip
+        else:
+            # The library closes the family and yields this sample as an untyped singleton.
+            if name != "":
+                close()
+            name, doc, typ, samples, allowed, keep = "", "", "untyped", [], (), False
+            if want_all or sample_name in wanted:
+                families.append(Family(sample_name, "unknown", "", [_sample(line)]))
+            else:
+                _number(line.rpartition(" ")[2])
+    if name != "":
+        close()
+    return families

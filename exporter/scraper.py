@@ -1,0 +1,172 @@
+"""Scrape every configured target concurrently and report what each one gave.
+
+One ``TargetScraper`` per target keeps what must outlive a scrape: its error counters, its
+detected engine and whether it was up (to log changes once, not every scrape). Concurrent
+exporter scrapes share a target fetch that is already in flight instead of doubling the load on
+the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+
+from exporter.adapters import ADAPTERS, DCGM, detect_engine
+from exporter.cost import hourly_cost_dollars
+from exporter.fetch import Credentials, ScrapeError, fetch
+from exporter.normalize import Normalized, Plan, compile_plan, normalize
+from exporter.nvml import NvmlReader, NvmlUnavailable
+from exporter.parse import Family, ParseError, parse
+from exporter.render import TargetReport
+from exporter.schema import GPU_SIGNALS, UNDETECTED_ENGINE, Engine, GpuSource, ScrapeErrorReason, UnifiedMetric
+from exporter.settings import Auth, ResolvedTarget
+
+log = logging.getLogger("infersight.exporter")
+
+_DCGM_PLAN = compile_plan(DCGM)
+_DCGM_DEVICE_LABELS = ("UUID", "uuid", "gpu")
+
+
+def _credentials(auth: Auth) -> Credentials:
+    """Read per scrape: mounted token files (Kubernetes) rotate."""
+    try:
+        if auth.bearer_token is not None:
+            return Credentials.bearer(auth.bearer_token.get_secret_value())
+        if auth.bearer_token_file is not None:
+            return Credentials.bearer(Path(auth.bearer_token_file).read_text(encoding="utf-8"))
+        if auth.basic_auth is not None:
+            basic = auth.basic_auth
+            password = (basic.password.get_secret_value() if basic.password is not None
+                        else Path(basic.password_file).read_text(encoding="utf-8").rstrip("\n"))  # type: ignore[arg-type]
+            return Credentials.basic(basic.username, password)
+    except OSError as exc:
+        raise ScrapeError(ScrapeErrorReason.CONNECT, f"cannot read credentials file: {exc.strerror}") from None
+    return Credentials()
+
+
+def _only_devices(families: list[Family], devices: frozenset[str]) -> list[Family]:
+    if not devices:
+        return families
+    return [Family(f.name, f.type, f.help,
+                   [s for s in f.samples if any(s[1].get(label) in devices for label in _DCGM_DEVICE_LABELS)])
+            for f in families]
+
+
+class TargetScraper:
+    def __init__(self, target: ResolvedTarget, max_body_bytes: int):
+        self.target = target
+        self.max_body_bytes = max_body_bytes
+        self.errors: Counter[ScrapeErrorReason] = Counter()
+        self.engine: Engine | None = None if target.engine == "auto" else Engine(target.engine)
+        self.plan: Plan | None = self._plan(self.engine) if self.engine else None
+        self.nvml = NvmlReader(target.gpu.devices) if target.gpu.source is GpuSource.NVML else None
+        cost = target.cost
+        self.hourly_cost = (hourly_cost_dollars(cost.gpu_count, cost.gpu_hourly_dollars, cost.gpu_type,
+                                                cost.licence_monthly_dollars) if cost.configured else None)
+        self._was_up: bool | None = None
+        self._inflight: asyncio.Future[TargetReport] | None = None
+
+    def _plan(self, engine: Engine) -> Plan:
+        return compile_plan(ADAPTERS[engine], gpu=self.target.gpu.source is GpuSource.ENGINE)
+
+    @property
+    def engine_label(self) -> str:
+        return self.engine.value if self.engine else UNDETECTED_ENGINE
+
+    def signals(self) -> list[UnifiedMetric]:
+        expected = list(self.plan.parts) if self.plan else []
+        if self.target.gpu.source is GpuSource.DCGM:
+            expected += list(_DCGM_PLAN.parts)
+        elif self.target.gpu.source is GpuSource.NVML:
+            expected += list(GPU_SIGNALS)
+        return expected
+
+    async def scrape(self, client: httpx.AsyncClient, timeout: float) -> TargetReport:
+        """Join a scrape of this target that is already running, else start one."""
+        if self._inflight is None or self._inflight.done():
+            self._inflight = asyncio.ensure_future(self._scrape(client, timeout))
+        return await asyncio.shield(self._inflight)
+
+    async def _scrape(self, client: httpx.AsyncClient, timeout: float) -> TargetReport:
+        started = time.monotonic()
+        gpu_task = asyncio.ensure_future(self._scrape_gpu(client, timeout))
+        normalized, failure = None, None
+        try:
+            normalized = await self._scrape_engine(client, timeout)
+        except ScrapeError as exc:
+            failure = exc
+        except Exception as exc:  # a bug must cost one target one scrape, never the exporter
+            log.exception("unexpected error engine=%s target=%s", self.engine_label, self.target.name)
+            failure = ScrapeError(ScrapeErrorReason.PARSE, f"internal error: {type(exc).__name__}")
+        duration = time.monotonic() - started
+        gpu_up, gpu = await gpu_task
+        if failure is not None:
+            self.errors[failure.reason] += 1
+        self._log_change(failure, duration)
+        return TargetReport(
+            engine=self.engine_label,
+            target=self.target.name,
+            up=failure is None,
+            duration_seconds=duration,
+            errors=dict(self.errors),
+            normalized=normalized,
+            signals=self.signals(),
+            gpu_source=self.target.gpu.source,
+            gpu_up=gpu_up,
+            gpu=gpu,
+            hourly_cost_dollars=self.hourly_cost,
+        )
+
+    async def _scrape_engine(self, client: httpx.AsyncClient, timeout: float) -> Normalized:
+        payload = await fetch(client, self.target.url, timeout=timeout, max_bytes=self.max_body_bytes,
+                              credentials=_credentials(self.target.auth))
+        if self.plan is None:
+            engine = detect_engine(payload.text)
+            if engine is None:
+                raise ScrapeError(ScrapeErrorReason.PARSE, "no known engine's metrics in the payload (set --engine)")
+            log.info("detected engine=%s target=%s", engine.value, self.target.name)
+            self.engine, self.plan = engine, self._plan(engine)
+        try:
+            families = parse(payload.text, self.plan.wanted, openmetrics=payload.openmetrics)
+            return normalize(self.plan, families, self.target.config.model)
+        except ParseError as exc:
+            raise ScrapeError(ScrapeErrorReason.PARSE, str(exc)) from None
+
+    async def _scrape_gpu(self, client: httpx.AsyncClient, timeout: float) -> tuple[bool | None, Normalized | None]:
+        gpu = self.target.gpu
+        try:
+            if gpu.source is GpuSource.DCGM:
+                payload = await fetch(client, str(gpu.dcgm_url), timeout=timeout, max_bytes=self.max_body_bytes)
+                families = _only_devices(parse(payload.text, _DCGM_PLAN.wanted), frozenset(gpu.devices))
+                return True, normalize(_DCGM_PLAN, families)
+            if gpu.source is GpuSource.NVML and self.nvml is not None:
+                return True, await asyncio.to_thread(self.nvml.read)
+        except (ScrapeError, ParseError, NvmlUnavailable) as exc:
+            log.warning("gpu source failed source=%s target=%s error=%r", gpu.source.value, self.target.name, str(exc))
+            return False, None
+        return None, None
+
+    def _log_change(self, failure: ScrapeError | None, duration: float) -> None:
+        up = failure is None
+        if up == self._was_up:
+            return
+        self._was_up = up
+        if up:
+            log.info("target up engine=%s target=%s duration_seconds=%.3f", self.engine_label, self.target.name,
+                     duration)
+        else:
+            log.warning("target down engine=%s target=%s reason=%s detail=%r duration_seconds=%.3f",
+                        self.engine_label, self.target.name, failure.reason.value, failure.detail, duration)
+
+
+class Scraper:
+    def __init__(self, targets: list[ResolvedTarget], max_body_bytes: int):
+        self.targets = [TargetScraper(t, max_body_bytes) for t in targets]
+
+    async def scrape_all(self, client: httpx.AsyncClient, timeout: float) -> list[TargetReport]:
+        return list(await asyncio.gather(*(t.scrape(client, timeout) for t in self.targets)))

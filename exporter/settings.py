@@ -1,0 +1,249 @@
+"""The exporter's configuration: one typed, strict model fed by flags, env vars and a YAML file.
+
+Precedence: command-line flags > ``INFERSIGHT_*`` environment variables > the YAML file >
+defaults. Nothing else in the exporter reads the environment.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    NonNegativeFloat,
+    PositiveFloat,
+    PositiveInt,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from exporter.cost import GPU_PRICES
+from exporter.schema import Engine, GpuSource
+
+EngineChoice = Engine | Literal["auto"]
+_yaml_data: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("yaml_data", default={})
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BasicAuth(_Strict):
+    username: str
+    password: SecretStr | None = None  # prefer password_file, or INFERSIGHT_BASIC_AUTH__PASSWORD
+    password_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_password(self) -> BasicAuth:
+        if (self.password is None) == (self.password_file is None):
+            raise ValueError("give exactly one of password and password_file")
+        return self
+
+
+class Auth(_Strict):
+    """Credentials for a protected engine endpoint. Never logged, never exported."""
+
+    bearer_token: SecretStr | None = None
+    bearer_token_file: Path | None = None
+    basic_auth: BasicAuth | None = None
+
+    @model_validator(mode="after")
+    def _one_method(self) -> Auth:
+        methods = [self.bearer_token is not None, self.bearer_token_file is not None, self.basic_auth is not None]
+        if sum(methods) > 1:
+            raise ValueError("give only one of bearer_token, bearer_token_file and basic_auth")
+        return self
+
+    @property
+    def configured(self) -> bool:
+        return self.bearer_token is not None or self.bearer_token_file is not None or self.basic_auth is not None
+
+
+class GpuConfig(_Strict):
+    source: GpuSource = GpuSource.NONE
+    dcgm_url: HttpUrl | None = None  # dcgm-exporter's /metrics, for source=dcgm
+    # Which GPUs belong to this target: UUIDs or indices. Empty: every GPU the source reports.
+    devices: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _dcgm_needs_url(self) -> GpuConfig:
+        if self.source is GpuSource.DCGM and self.dcgm_url is None:
+            raise ValueError("gpu.source=dcgm needs gpu.dcgm_url")
+        return self
+
+
+class CostConfig(_Strict):
+    gpu_type: str | None = None  # a key of exporter/gpu_prices.yaml, for its dated default price
+    gpu_count: PositiveInt = 1
+    gpu_hourly_dollars: NonNegativeFloat | None = None  # overrides the gpu_type price
+    licence_monthly_dollars: NonNegativeFloat = 0.0  # e.g. NVIDIA AI Enterprise; a month is 730 h
+
+    @model_validator(mode="after")
+    def _known_price(self) -> CostConfig:
+        if self.gpu_hourly_dollars is None and self.gpu_type is not None and self.gpu_type not in GPU_PRICES:
+            known = ", ".join(sorted(GPU_PRICES))
+            raise ValueError(f"unknown gpu_type {self.gpu_type!r}: give gpu_hourly_dollars or one of {known}")
+        return self
+
+    @property
+    def configured(self) -> bool:
+        return self.gpu_type is not None or self.gpu_hourly_dollars is not None or self.licence_monthly_dollars > 0
+
+
+class TargetConfig(_Strict):
+    url: HttpUrl
+    name: str | None = None  # the target label; default host:port
+    engine: EngineChoice | None = None  # default: the top-level engine
+    model: str | None = None  # model label for engines whose metrics name none (TGI)
+    auth: Auth | None = None  # default: the top-level auth
+    gpu: GpuConfig | None = None  # default: the top-level gpu
+    cost: CostConfig | None = None  # default: the top-level cost
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value: Any) -> Any:
+        """Accept ``URL`` or ``NAME=URL``, as on the command line."""
+        if isinstance(value, str):
+            name, sep, url = value.partition("=")
+            if sep and "://" not in name:
+                return {"name": name, "url": url}
+            return {"url": value}
+        return value
+
+    @property
+    def label(self) -> str:
+        if self.name:
+            return self.name
+        parts = urlsplit(str(self.url))
+        return parts.netloc
+
+
+def _listen_address(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError("expected HOST:PORT, e.g. 0.0.0.0:9400")
+    return value
+
+
+class Settings(BaseSettings):
+    """Everything ``infersight exporter`` needs. See README, "Configuration"."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="INFERSIGHT_", env_nested_delimiter="__", extra="forbid", frozen=True)
+
+    engine: EngineChoice = "auto"
+    targets: Annotated[list[TargetConfig], Field(min_length=1)]
+    listen: str = "0.0.0.0:9400"
+    scrape_timeout_seconds: PositiveFloat = 10.0
+    max_body_bytes: PositiveInt = 32 * 1024 * 1024
+    auth: Auth = Auth()
+    gpu: GpuConfig = GpuConfig()
+    cost: CostConfig = CostConfig()
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, value: str) -> str:
+        return _listen_address(value)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Settings:
+        names = [t.label for t in self.targets]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"target names must be unique; repeated: {', '.join(duplicates)} (set name=)")
+        return self
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
+                                   file_secret_settings) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, _YamlSource(settings_cls)
+
+    def resolved(self, target: TargetConfig) -> ResolvedTarget:
+        return ResolvedTarget(
+            config=target,
+            name=target.label,
+            engine=target.engine or self.engine,
+            auth=target.auth if target.auth is not None else self.auth,
+            gpu=target.gpu if target.gpu is not None else self.gpu,
+            cost=target.cost if target.cost is not None else self.cost,
+        )
+
+
+class ResolvedTarget(_Strict):
+    """A target with the top-level defaults applied."""
+
+    config: TargetConfig
+    name: str
+    engine: EngineChoice
+    auth: Auth
+    gpu: GpuConfig
+    cost: CostConfig
+
+    @property
+    def url(self) -> str:
+        return str(self.config.url)
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    def get_field_value(self, field, field_name):  # pragma: no cover - __call__ does the work
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(_yaml_data.get())
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; ``problems`` lists ``location: message`` lines."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise ConfigError([f"{where}: invalid YAML: {getattr(exc, 'problem', exc)}"]) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError([f"{path}: expected a mapping at the top level"])
+    return data
+
+
+def load_settings(flags: dict[str, Any], config_file: Path | None = None) -> Settings:
+    """Build Settings from command-line ``flags`` (unset ones omitted), env vars and the YAML file.
+
+    Raises ConfigError with one line per problem; secrets are never echoed.
+    """
+    data = _read_yaml(config_file) if config_file else {}
+    token = _yaml_data.set(data)
+    try:
+        return Settings(**flags)
+    except ValidationError as exc:
+        raise ConfigError([_describe(error, config_file) for error in exc.errors()]) from None
+    finally:
+        _yaml_data.reset(token)
+
+
+def _describe(error: Any, config_file: Path | None) -> str:
+    location = ".".join(str(part) for part in error["loc"] if part not in ("function-after[_from_string()]",))
+    message = error["msg"].removeprefix("Value error, ")
+    prefix = f"{config_file}: " if config_file else ""
+    return f"{prefix}{location or '(top level)'}: {message}"
