@@ -128,12 +128,33 @@ def _run_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="measure the exporter's speed and memory",
+                       description="Time parse+normalize+render against prometheus_client.parser on the same "
+                                   "payloads (one pinned core), then measure a running exporter's RSS.")
+    p.add_argument("--capture", dest="captures", action="append", type=Path, default=[], metavar="FILE",
+                   help="a real /metrics capture to include (repeat)")
+    p.add_argument("--pairs", default="6,60,592", help="generated vLLM payload sizes in (model, engine) pairs; "
+                   "6/60/592 give about 1k/10k/100k samples")
+    p.add_argument("--repeat", type=int, default=5, help="timed runs per payload (median reported)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(run=_run_bench)
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    from exporter.bench import run
+
+    sizes = [int(x) for x in args.pairs.split(",") if x.strip()]
+    return run(args.captures, sizes, args.repeat, args.json)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="infersight", description="Observability and SLOs for LLM serving engines.")
     parser.add_argument("--version", action="version", version=f"infersight {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _exporter_parser(sub)
     _replay_parser(sub)
+    _bench_parser(sub)
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop cleanly in a pod
     try:

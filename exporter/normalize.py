@@ -91,20 +91,24 @@ def _index(plan: Plan, families: Iterable[Family]) -> dict[str, Family]:
         if name is None:
             continue
         index = exact if family.name == name else aliased
+        samples = family.samples
+        if index is aliased:  # rename the samples too: ray_vllm:x_bucket -> vllm:x_bucket
+            cut = len(family.name)
+            samples = [(name + s[0][cut:], s[1], s[2], s[3]) for s in samples]
         earlier = index.get(name)
         if earlier is None:
-            index[name] = Family(name, family.type, family.help, family.samples)
+            index[name] = Family(name, family.type, family.help, samples)
         elif earlier.type != family.type:
             raise ParseError(f"conflicting TYPE lines for {family.name}: {earlier.type} and {family.type}")
         else:  # the same family twice in one payload: prometheus_client splits it; join it again
-            index[name] = Family(name, family.type, family.help, earlier.samples + family.samples)
+            index[name] = Family(name, family.type, family.help, earlier.samples + samples)
     return {**aliased, **exact}
 
 
 def _check_duplicates(family: Family) -> None:
     seen = set()
     for name, labels, _, _ in family.samples:
-        key = (name, tuple(sorted(labels.items())))
+        key = (name, tuple(labels.items()))  # a repeated series comes from one writer, in one label order
         if key in seen:
             raise ParseError(f"duplicate series {name}{dict(labels)}")
         seen.add(key)
@@ -166,8 +170,7 @@ class _RowReader:
                 out[key] += value  # type: ignore[operator]
 
         if metric.kind is Kind.HISTOGRAM and row.count_source is None:
-            for key, hist in self._histograms(row, samples, multiplier, divisor):
-                put(key, hist)
+            out.update(self._histograms(row, samples, multiplier, divisor))
         elif row.count_source is not None:
             counted = self.index.get(row.count_source)
             count_of = {tuple(sorted(l.items())): v for _, l, v, _ in (counted.samples if counted else [])}
@@ -192,25 +195,26 @@ class _RowReader:
         return out
 
     def _histograms(self, row: Row, samples, multiplier: int, divisor: int):
-        series: dict[LabelKey, Histogram] = {}
-        base = row.source
+        """Histograms per output key. Series that collapse onto one key are merged by adding their
+        buckets, sums and counts, so no grouping by the full label set is needed."""
+        merged: dict[LabelKey, Histogram] = {}
+        bucket, total, count = row.source + "_bucket", row.source + "_sum", row.source + "_count"
         for name, labels, value in samples:
-            rest = {k: v for k, v in labels.items() if k != "le"}
-            group = tuple(sorted(rest.items()))
-            hist = series.get(group)
+            key = self.key(row, labels)
+            hist = merged.get(key)
             if hist is None:
-                hist = series[group] = Histogram({}, 0.0, 0.0)
-            if name == base + "_bucket":
-                bound = float(labels.get("le", "nan"))
-                if math.isnan(bound):
-                    raise ParseError(f"{name} without a valid le label")
-                hist.buckets[bound * multiplier / divisor] = value
-            elif name == base + "_sum":
-                hist.sum = value * multiplier / divisor
-            elif name == base + "_count":
-                hist.count = value
-        for group, hist in series.items():
-            yield self.key(row, dict(group)), hist
+                hist = merged[key] = Histogram({}, 0.0, 0.0)
+            if name == bucket:
+                try:
+                    bound = float(labels["le"]) * multiplier / divisor
+                except (KeyError, ValueError):
+                    raise ParseError(f"{name} without a valid le label") from None
+                hist.buckets[bound] = hist.buckets.get(bound, 0.0) + value
+            elif name == total:
+                hist.sum += value * multiplier / divisor
+            elif name == count:
+                hist.count += value
+        return merged.items()
 
 
 def _value_sample_name(row: Row) -> str:

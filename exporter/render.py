@@ -7,10 +7,12 @@ went away disappear with it, and two concurrent scrapes cannot race.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.exposition import generate_latest
 from prometheus_client.utils import floatToGoString
 
 from exporter.normalize import Histogram, Normalized
@@ -100,3 +102,46 @@ def build_families(reports: Iterable[TargetReport], version: str) -> list[Metric
                             1 if available.get(signal) else 0)
     order = {metric: i for i, metric in enumerate(CATALOGUE)}
     return [builder.families[m] for m in sorted(builder.families, key=order.__getitem__)]
+
+
+class FamilySet:
+    """A one-shot registry, so that prometheus_client's encoders can render built families."""
+
+    def __init__(self, families: list[Metric]):
+        self._families = families
+
+    def collect(self) -> list[Metric]:
+        return self._families
+
+
+_TEXT_TYPES = {"counter": "counter", "gauge": "gauge", "histogram": "histogram", "summary": "summary",
+               "unknown": "untyped"}
+_LEGACY_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+
+
+def _label_value(value: str) -> str:
+    if "\\" in value or "\n" in value or '"' in value:
+        return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+    return value
+
+
+def text_exposition(families: list[Metric]) -> str:
+    """The Prometheus text format (0.0.4) of ``families``: byte for byte what
+    ``prometheus_client.generate_latest`` writes, several times faster. Families it does not
+    handle (exotic types or names, timestamps, OpenMetrics-only samples) go to the library."""
+    if not all(f.type in _TEXT_TYPES and _LEGACY_NAME.fullmatch(f.name) for f in families):
+        return generate_latest(FamilySet(families)).decode("utf-8")
+    out = []
+    for family in families:
+        name = family.name + "_total" if family.type == "counter" else family.name
+        doc = family.documentation.replace("\\", "\\\\").replace("\n", "\\n")
+        out.append(f"# HELP {name} {doc}\n# TYPE {name} {_TEXT_TYPES[family.type]}\n")
+        for sample_name, labels, value, timestamp, *_ in family.samples:
+            if timestamp is not None or sample_name.endswith(("_created", "_gsum", "_gcount")):
+                return generate_latest(FamilySet(families)).decode("utf-8")
+            if labels:
+                pairs = ",".join([f'{k}="{_label_value(v)}"' for k, v in sorted(labels.items())])
+                out.append(f"{sample_name}{{{pairs}}} {floatToGoString(value)}\n")
+            else:
+                out.append(f"{sample_name} {floatToGoString(value)}\n")
+    return "".join(out)

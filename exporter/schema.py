@@ -202,3 +202,15 @@ def check_catalogue(catalogue: tuple[UnifiedMetric, ...] = CATALOGUE) -> list[st
 _problems = check_catalogue()
 if _problems:  # pragma: no cover - a broken catalogue must never import
     raise ImportError("exporter.schema violates the naming rules: " + "; ".join(_problems))
+
+
+def schema_table() -> str:
+    """The catalogue as the Markdown table in README.md (a test keeps the two equal)."""
+    rows = ["| name | type | labels | meaning |", "|---|---|---|---|"]
+    for m in CATALOGUE:
+        rows.append(f"| `{m.name}` | {m.kind.value} | {', '.join(label.value for label in m.labels)} | {m.help} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(schema_table())

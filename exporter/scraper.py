@@ -18,7 +18,7 @@ import httpx
 
 from exporter.adapters import ADAPTERS, DCGM, detect_engine
 from exporter.cost import hourly_cost_dollars
-from exporter.fetch import Credentials, ScrapeError, fetch
+from exporter.fetch import Credentials, Payload, ScrapeError, fetch
 from exporter.normalize import Normalized, Plan, compile_plan, normalize
 from exporter.nvml import NvmlReader, NvmlUnavailable
 from exporter.parse import Family, ParseError, parse
@@ -97,7 +97,9 @@ class TargetScraper:
         gpu_task = asyncio.ensure_future(self._scrape_gpu(client, timeout))
         normalized, failure = None, None
         try:
-            normalized = await self._scrape_engine(client, timeout)
+            payload = await fetch(client, self.target.url, timeout=timeout, max_bytes=self.max_body_bytes,
+                                  credentials=_credentials(self.target.auth))
+            normalized = self.ingest(payload)
         except ScrapeError as exc:
             failure = exc
         except Exception as exc:  # a bug must cost one target one scrape, never the exporter
@@ -105,6 +107,25 @@ class TargetScraper:
             failure = ScrapeError(ScrapeErrorReason.PARSE, f"internal error: {type(exc).__name__}")
         duration = time.monotonic() - started
         gpu_up, gpu = await gpu_task
+        return self.report(normalized, failure, duration, gpu_up, gpu)
+
+    def ingest(self, payload: Payload) -> Normalized:
+        """Parse and normalize one engine payload (detecting the engine first if needed)."""
+        if self.plan is None:
+            engine = detect_engine(payload.text)
+            if engine is None:
+                raise ScrapeError(ScrapeErrorReason.PARSE, "no known engine's metrics in the payload (set --engine)")
+            log.info("detected engine=%s target=%s", engine.value, self.target.name)
+            self.engine, self.plan = engine, self._plan(engine)
+        try:
+            families = parse(payload.text, self.plan.wanted, openmetrics=payload.openmetrics)
+            return normalize(self.plan, families, self.target.config.model)
+        except ParseError as exc:
+            raise ScrapeError(ScrapeErrorReason.PARSE, str(exc)) from None
+
+    def report(self, normalized: Normalized | None, failure: ScrapeError | None, duration: float,
+               gpu_up: bool | None = None, gpu: Normalized | None = None) -> TargetReport:
+        """Count the failure, log a change of state, and describe this scrape."""
         if failure is not None:
             self.errors[failure.reason] += 1
         self._log_change(failure, duration)
@@ -121,21 +142,6 @@ class TargetScraper:
             gpu=gpu,
             hourly_cost_dollars=self.hourly_cost,
         )
-
-    async def _scrape_engine(self, client: httpx.AsyncClient, timeout: float) -> Normalized:
-        payload = await fetch(client, self.target.url, timeout=timeout, max_bytes=self.max_body_bytes,
-                              credentials=_credentials(self.target.auth))
-        if self.plan is None:
-            engine = detect_engine(payload.text)
-            if engine is None:
-                raise ScrapeError(ScrapeErrorReason.PARSE, "no known engine's metrics in the payload (set --engine)")
-            log.info("detected engine=%s target=%s", engine.value, self.target.name)
-            self.engine, self.plan = engine, self._plan(engine)
-        try:
-            families = parse(payload.text, self.plan.wanted, openmetrics=payload.openmetrics)
-            return normalize(self.plan, families, self.target.config.model)
-        except ParseError as exc:
-            raise ScrapeError(ScrapeErrorReason.PARSE, str(exc)) from None
 
     async def _scrape_gpu(self, client: httpx.AsyncClient, timeout: float) -> tuple[bool | None, Normalized | None]:
         gpu = self.target.gpu

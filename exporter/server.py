@@ -20,7 +20,7 @@ from prometheus_client.exposition import choose_encoder
 
 from exporter import __version__
 from exporter.fetch import new_client
-from exporter.render import TargetReport, build_families
+from exporter.render import FamilySet, TargetReport, build_families, text_exposition
 from exporter.scraper import Scraper
 from exporter.settings import Settings
 
@@ -37,14 +37,16 @@ _LANDING_PAGE = """<!doctype html><html><head><title>infersight exporter</title>
 """
 
 
-class _Families:
-    """A one-shot registry for prometheus_client's encoders."""
+TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
-    def __init__(self, families):
-        self._families = families
 
-    def collect(self):
-        return self._families
+def wants_openmetrics_only(accept: str | None) -> bool:
+    """Serve the text format unless the client accepts nothing else. Prometheus lists text/plain
+    too (at q=0.5); the text format carries all we export and renders much faster."""
+    if not accept:
+        return False
+    accepted = {part.split(";", 1)[0].strip() for part in accept.split(",")}
+    return "application/openmetrics-text" in accepted and not accepted & {"text/plain", "*/*", "text/*"}
 
 
 class Exporter:
@@ -89,8 +91,10 @@ class Exporter:
     def exposition(self, accept: str | None, timeout: float) -> tuple[bytes, str]:
         families = build_families(self.reports(timeout), __version__)
         families.extend(self._runtime.collect())
-        encoder, content_type = choose_encoder(accept or "")
-        return encoder(_Families(families)), content_type
+        if wants_openmetrics_only(accept):
+            encoder, content_type = choose_encoder(accept or "")
+            return encoder(FamilySet(families)), content_type
+        return text_exposition(families).encode("utf-8"), TEXT_CONTENT_TYPE
 
     def close(self) -> None:
         try:
@@ -98,6 +102,8 @@ class Exporter:
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=5)
+            if not self._thread.is_alive():
+                self._loop.close()
 
 
 def make_handler(exporter: Exporter) -> type[BaseHTTPRequestHandler]:

@@ -1,0 +1,161 @@
+"""The fast parser gives exactly what prometheus_client.parser gives, and rejects what it rejects."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter.parse import Family, ParseError, _parse_fast, _Unusual, parse
+from tests.conftest import CAPTURES, OWN_FIXTURES
+
+
+def _comparable(families):
+    def value(v):
+        return "nan" if isinstance(v, float) and math.isnan(v) else float(v)
+
+    return [(f.name, f.type, f.help, [(s[0], s[1], value(s[2]), s[3]) for s in f.samples]) for f in families]
+
+
+def _library(text: str):
+    return [Family(m.name, m.type, m.documentation, [(s.name, s.labels, s.value, s.timestamp) for s in m.samples])
+            for m in text_string_to_metric_families(text)]
+
+
+def _assert_same_as_library(text: str, wanted=None) -> None:
+    """Same families where the library accepts; where it rejects, a full parse rejects too (a
+    filtered parse may accept: it never reads the lines of families it skips)."""
+    try:
+        expected = [f for f in _library(text) if wanted is None or f.name in wanted]
+    except Exception:
+        if wanted is None:
+            with pytest.raises(ParseError):
+                parse(text, wanted)
+        else:
+            try:
+                parse(text, wanted)
+            except ParseError:
+                pass
+        return
+    assert _comparable(parse(text, wanted)) == _comparable(expected)
+
+
+# --- generated expositions -------------------------------------------------------------------
+
+_names = st.sampled_from(["a", "a_total", "b", "b_bucket", "b_count", "b_sum", "b_created", "c:d", "e_total"])
+_label_names = st.sampled_from(["le", "model_name", "x", "quantile", "__name__", "_y", "a:b"])
+_label_values = st.text(alphabet=st.sampled_from(list('ab ,={}"\\\nü0.5+Inf')), max_size=6)
+_numbers = st.one_of(
+    st.sampled_from(["0", "1", "-1", "1.5", "1e3", "+Inf", "-Inf", "NaN", "nan", "1_0", "0x1", "", "1.7e+09", "٣"]),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.integers(-10**20, 10**20).map(str),
+)
+_types = st.sampled_from(["counter", "gauge", "histogram", "summary", "untyped", "unknown", "info", "bogus", None])
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+@st.composite
+def _sample_line(draw, name: str) -> str:
+    labels = draw(st.lists(st.tuples(_label_names, _label_values), max_size=3))
+    escape = draw(st.booleans())
+    rendered = ",".join(f'{k}="{_escape(v) if escape else v}"' for k, v in labels)
+    block = draw(st.sampled_from(["{%s}" % rendered, "{%s,}" % rendered, " {%s}" % rendered])) if labels else \
+        draw(st.sampled_from(["", "{}"]))
+    sep = draw(st.sampled_from([" ", " ", " ", "  ", "\t"]))
+    line = f"{name}{block}{sep}{draw(_numbers)}"
+    if draw(st.integers(0, 4)) == 0:
+        line += " " + draw(st.sampled_from(["1700000000000", "17e11", "-5", "1_0", "x"]))
+    if draw(st.integers(0, 9)) == 0:
+        line += ' # {trace_id="1"} 0.5'  # an exemplar: OpenMetrics only
+    return line
+
+
+@st.composite
+def _exposition(draw) -> str:
+    lines = []
+    for _ in range(draw(st.integers(0, 5))):
+        name = draw(_names)
+        help_text = draw(st.one_of(st.none(), st.text(alphabet=st.sampled_from(list('ab \\n"é')), max_size=8)))
+        if help_text is not None:
+            lines.append(f"# HELP {name} {help_text}".rstrip())
+        typ = draw(_types)
+        if typ is not None:
+            lines.append(f"# TYPE {name} {typ}")
+        suffixes = st.sampled_from(["", "_total", "_bucket", "_sum", "_count", "_created"])
+        for _ in range(draw(st.integers(0, 4))):
+            lines.append(draw(_sample_line(name + draw(suffixes))))
+        if draw(st.integers(0, 6)) == 0:
+            lines.append(draw(st.sampled_from(["", "# a comment", "#", "garbage line", "\x00\x01", "  a 1  "])))
+    return "\n".join(lines) + draw(st.sampled_from(["\n", "", "\n\n", "\r\n"]))
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_exposition(), st.one_of(st.none(), st.sets(_names, max_size=3)))
+@example('# TYPE a counter\na 1\na_total 2\n', None)
+@example('# HELP a x\n# TYPE a histogram\na_bucket{le="+Inf"} 1\na_count 1\na_sum 0.5\na_created 1\n', {"a"})
+@example('a{x="1",x="2"} 1\n', None)
+@example('#" HELP a b\n', None)
+def test_fast_parser_matches_the_library(text: str, wanted) -> None:
+    _assert_same_as_library(text, wanted)
+
+
+# --- real payloads ---------------------------------------------------------------------------
+
+_REAL = sorted(p for p in CAPTURES.rglob("*.txt")) + sorted(OWN_FIXTURES.glob("*.txt"))
+
+
+@pytest.mark.parametrize("path", _REAL, ids=[p.name for p in _REAL])
+def test_real_payloads_parse_like_the_library(path) -> None:
+    _assert_same_as_library(path.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("path", [p for p in _REAL if "README-example" not in p.name and "vllm_backend" not in p.name],
+                         ids=lambda p: p.name)
+def test_real_payloads_take_the_fast_path(path) -> None:
+    # Engines' ordinary output must not fall back to the slow library parser.
+    _parse_fast(path.read_text(encoding="utf-8"), None)
+
+
+# --- the unusual goes to the library ---------------------------------------------------------
+
+@pytest.mark.parametrize("line", [
+    'a{x="with \\"quote\\""} 1',  # escapes
+    'a{x="1"} 1 # {trace_id="a"} 1',  # exemplar
+    'a {x="1"} 1',  # space before labels
+    'a{x="1"}\t1',  # tab separator
+    'a 1_000',  # underscore in a value
+    'a{__x="1"} 1',  # reserved label name
+])
+def test_unusual_lines_leave_the_fast_path(line: str) -> None:
+    with pytest.raises(_Unusual):
+        _parse_fast(line + "\n", None)
+    _assert_same_as_library(line + "\n")
+
+
+def test_wanted_families_only() -> None:
+    text = ("# TYPE vllm:x gauge\nvllm:x{model_name=\"m\"} 1\n"
+            "# TYPE other counter\nother_total 5\n"
+            "# TYPE vllm:y_total counter\nvllm:y_total 2\n")
+    assert [(f.name, f.type, f.samples) for f in parse(text, {"vllm:x", "vllm:y"})] == [
+        ("vllm:x", "gauge", [("vllm:x", {"model_name": "m"}, 1.0, None)]),
+        ("vllm:y", "counter", [("vllm:y_total", {}, 2.0, None)]),
+    ]
+
+
+def test_triton_counters_gain_total_as_in_the_library() -> None:
+    text = "# TYPE nv_inference_request_success counter\nnv_inference_request_success{model=\"m\",version=\"1\"} 7\n"
+    assert parse(text) == [Family("nv_inference_request_success", "counter", "",
+                                  [("nv_inference_request_success_total", {"model": "m", "version": "1"}, 7.0, None)])]
+
+
+@pytest.mark.parametrize("garbage", ["\x89PNG\r\n\x1a\n\x00\x00", "<html><body>502 Bad Gateway</body></html>",
+                                     'vllm:x{model_name="trunc'])
+def test_garbage_is_a_parse_error(garbage: str) -> None:
+    with pytest.raises(ParseError):
+        parse(garbage, {"vllm:x"})

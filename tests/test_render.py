@@ -1,0 +1,91 @@
+"""The exporter's own text renderer writes exactly what prometheus_client.generate_latest writes."""
+
+from __future__ import annotations
+
+import math
+
+import httpx
+import pytest
+from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, InfoMetricFamily
+from prometheus_client.exposition import generate_latest
+
+from exporter.render import FamilySet, text_exposition
+from exporter.server import wants_openmetrics_only
+from tests.conftest import GOLDEN
+from tests.engine_server import EngineServer
+from tests.harness import running_exporter
+
+
+def library(families) -> str:
+    return generate_latest(FamilySet(families)).decode("utf-8")
+
+
+def awkward_families():
+    gauge = GaugeMetricFamily("llm_x_ratio", 'help with \\ backslash\nand "quotes"', labels=["engine", "model"])
+    gauge.add_metric(["vllm", 'a "b"\\c\nd ü'], math.nan)
+    gauge.add_metric(["vllm", ""], math.inf)
+    gauge.add_metric(["vllm", "z"], -math.inf)
+    gauge.add_metric(["vllm", "big"], 1.5e300)
+    gauge.add_metric(["vllm", "tiny"], 2.5e-8)
+    gauge.add_metric(["vllm", "million"], 12345678.0)
+    counter = CounterMetricFamily("llm_y_total", "", labels=["outcome"])
+    counter.add_metric(["success"], 3)
+    hist = HistogramMetricFamily("llm_z_seconds", "h", labels=["model"])
+    hist.add_metric(["m"], [("0.005", 1), ("1e+06", 2), ("+Inf", 3)], 0.75)
+    plain = GaugeMetricFamily("llm_w", "no labels", value=7)
+    return [gauge, counter, hist, plain]
+
+
+def test_awkward_values_and_labels_render_as_the_library_does() -> None:
+    families = awkward_families()
+    assert text_exposition(families) == library(families)
+
+
+def test_runtime_collectors_render_as_the_library_does() -> None:
+    registry = CollectorRegistry()
+    for collector in (ProcessCollector, PlatformCollector, GCCollector):
+        collector(registry=registry)
+    families = list(registry.collect())
+    assert text_exposition(families) == library(families)
+
+
+def test_what_it_does_not_handle_goes_to_the_library() -> None:
+    info = InfoMetricFamily("build", "b", value={"version": "1"})
+    stamped = GaugeMetricFamily("llm_v", "v", labels=["a"])
+    stamped.add_metric(["x"], 1, timestamp=1700000000.5)
+    for families in ([info], [stamped]):
+        assert text_exposition(families) == library(families)
+
+
+@pytest.mark.parametrize("path", sorted(GOLDEN.rglob("*.prom")), ids=lambda p: p.name)
+def test_goldens_round_trip_through_both_renderers(path) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    families = list(text_string_to_metric_families(path.read_text()))
+    assert text_exposition(families) == library(families) == path.read_text()
+
+
+@pytest.mark.parametrize(("accept", "openmetrics_only"), [
+    (None, False),
+    ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+     "text/plain;version=0.0.4;q=0.5,*/*;q=0.1", False),  # what Prometheus 2.42 sends
+    ("application/openmetrics-text; version=1.0.0", True),
+    ("text/plain", False),
+])
+def test_content_negotiation(accept, openmetrics_only) -> None:
+    assert wants_openmetrics_only(accept) is openmetrics_only
+
+
+def test_an_openmetrics_only_client_gets_openmetrics() -> None:
+    engine = EngineServer()
+    engine.serve("/m", "# TYPE vllm:num_requests_running gauge\nvllm:num_requests_running{model_name=\"m\"} 1\n")
+    try:
+        with running_exporter(engine="vllm", targets=[engine.url("/m")]) as url:
+            om = httpx.get(url + "/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"})
+            text = httpx.get(url + "/metrics")
+    finally:
+        engine.close()
+    assert om.headers["content-type"].startswith("application/openmetrics-text; version=1.0.0")
+    assert om.text.endswith("# EOF\n")
+    assert text.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
