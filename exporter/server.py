@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import logging
+import socket
 import threading
 from concurrent.futures import TimeoutError as FutureTimeout
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -160,11 +161,17 @@ class ExporterServer(ThreadingHTTPServer):
     allow_reuse_address = True
 
 
+class ExporterServer6(ExporterServer):
+    address_family = socket.AF_INET6
+
+
 def serve(settings: Settings) -> None:
     """Run until interrupted (SIGINT/SIGTERM)."""
     exporter = Exporter(settings)
     host, _, port = settings.listen.rpartition(":")
-    server = ExporterServer((host.strip("[]"), int(port)), make_handler(exporter))
+    host = host.strip("[]")
+    server_class = ExporterServer6 if ":" in host else ExporterServer  # [::]:9400 listens on IPv6
+    server = server_class((host, int(port)), make_handler(exporter))
     log.info("listening address=%s targets=%d version=%s", settings.listen, len(settings.targets), __version__)
     try:
         server.serve_forever()
