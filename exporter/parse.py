@@ -88,17 +88,24 @@ def _number(token: str) -> float:
         raise _Unusual from None
 
 
-def _sample(line: str) -> Sample:
+def _sample(line: str, label_cache: dict[str, Labels]) -> Sample:
     match = _SAMPLE(line)
     if match is None:
         raise _Unusual
     name, block, value, timestamp = match.groups()
     labels: Labels = {}
     if block:
-        pairs = _LABEL_PAIRS(block)
-        labels = dict(pairs)
-        if len(labels) != len(pairs) or ("__" in block and any(k.startswith("__") for k in labels)):
-            raise _Unusual  # duplicate or reserved label names: the library decides
+        # Series of different families often share a label set; share one dict (never mutated).
+        cached = label_cache.get(block)
+        if cached is not None:
+            labels = cached
+        else:
+            pairs = _LABEL_PAIRS(block)
+            labels = dict(pairs)
+            if len(labels) != len(pairs) or ("__" in block and any(k.startswith("__") for k in labels)):
+                raise _Unusual  # duplicate or reserved label names: the library decides
+            if 'le="' not in block:  # bucket label sets are each used once
+                label_cache[block] = labels
     ts = None
     if timestamp is not None:  # milliseconds; parsed as the library does, int first
         if "_" in timestamp:
@@ -119,6 +126,7 @@ def _parse_fast(text: str, wanted: Collection[str] | None) -> list[Family]:
     samples: list[Sample] = []
     allowed: tuple[str, ...] = ()
     keep = False
+    label_cache: dict[str, Labels] = {}
 
     def close() -> None:
         family_name, family_type, family_samples = name, typ, samples
@@ -181,7 +189,7 @@ def _parse_fast(text: str, wanted: Collection[str] | None) -> list[Family]:
             raise _Unusual
         if sample_name in allowed:
             if keep:
-                samples.append(_sample(line))
+                samples.append(_sample(line, label_cache))
             else:
                 _number(line.rpartition(" ")[2])  # a cheap sanity check of lines we skip
         else:
@@ -190,7 +198,7 @@ def _parse_fast(text: str, wanted: Collection[str] | None) -> list[Family]:
                 close()
             name, doc, typ, samples, allowed, keep = "", "", "untyped", [], (), False
             if want_all or sample_name in wanted:
-                families.append(Family(sample_name, "unknown", "", [_sample(line)]))
+                families.append(Family(sample_name, "unknown", "", [_sample(line, label_cache)]))
             else:
                 _number(line.rpartition(" ")[2])
     if name != "":

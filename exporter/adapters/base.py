@@ -70,6 +70,9 @@ class Row:
     outcomes: Outcomes | None = None  # an outcome read from a label
     per: Mapping[str, str] | None = None  # divide by the sample of this family matching these labels
     count_source: str | None = None  # a cumulative-sum counter becomes a +Inf-only histogram counted by this family
+    # A histogram's default upper bounds in the engine's unit (empty: not known), so that SLO
+    # thresholds can be checked against what the engine can express.
+    buckets: tuple[float, ...] = ()
     sign: int = 1  # -1 subtracts the row (a total that includes another outcome)
 
     def __post_init__(self) -> None:

@@ -7,15 +7,18 @@ TGI's Rust exporter has no model label (the target's configured ``model`` fills 
 from exporter.adapters.base import Adapter, Row, Take
 from exporter.schema import Engine, M, Outcome
 
+# The Rust exporter's buckets for *duration histograms: 35 steps of 0.00015 s x 1.5^k.
+DURATION_BUCKETS = tuple(0.00015 * 1.5**k for k in range(35))
+
 ROWS = (
     Row(M.REQUESTS_RUNNING, "tgi_batch_current_size"),  # requests in the running batch
     Row(M.REQUESTS_WAITING, "tgi_queue_size"),
     Row(M.REQUESTS, "tgi_request_success", outcome=Outcome.SUCCESS, part="success"),
     # err: validation, overloaded, generation, ...; all are failed requests from the client's view.
     Row(M.REQUESTS, "tgi_request_failure", outcome=Outcome.ERROR, part="failure"),
-    Row(M.TIME_PER_OUTPUT_TOKEN, "tgi_request_mean_time_per_token_duration"),
-    Row(M.REQUEST_DURATION, "tgi_request_duration"),
-    Row(M.REQUEST_QUEUE, "tgi_request_queue_duration"),
+    Row(M.TIME_PER_OUTPUT_TOKEN, "tgi_request_mean_time_per_token_duration", buckets=DURATION_BUCKETS),
+    Row(M.REQUEST_DURATION, "tgi_request_duration", buckets=DURATION_BUCKETS),
+    Row(M.REQUEST_QUEUE, "tgi_request_queue_duration", buckets=DURATION_BUCKETS),
     # Tokens: TGI counts them only in per-request histograms, whose _sum is the running total.
     Row(M.PROMPT_TOKENS, "tgi_request_input_length", take=Take.HISTOGRAM_SUM),
     Row(M.GENERATION_TOKENS, "tgi_request_generated_tokens", take=Take.HISTOGRAM_SUM),

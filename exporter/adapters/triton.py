@@ -15,6 +15,13 @@ FAILURE_REASON = Outcomes(label="reason", mapping={"CANCELED": Outcome.ABORTED},
 TRTLLM_REQUESTS = "nv_trt_llm_request_metrics"
 TRTLLM_KV_BLOCKS = "nv_trt_llm_kv_cache_block_metrics"
 
+# The vLLM backend's own bucket lists (vllm_backend src/utils/metrics.py): vLLM V0's early lists.
+VLLM_BACKEND_TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5,
+                             10.0)
+VLLM_BACKEND_TPOT_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5)
+VLLM_BACKEND_E2E_BUCKETS = (1.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0)
+FIRST_RESPONSE_BUCKETS_MS = (100.0, 500.0, 2000.0, 5000.0)  # core default; config.pbtxt may override
+
 ROWS = (
     # Running: TensorRT-LLM's scheduled requests (as the Gateway API inference extension reads it).
     Row(M.REQUESTS_RUNNING, TRTLLM_REQUESTS, where={"request_type": "scheduled"}),
@@ -32,12 +39,13 @@ ROWS = (
     Row(M.GENERATION_TOKENS, "nv_llm_output_token_len", take=Take.HISTOGRAM_SUM),  # alias: TRT-LLM backend
     Row(M.REQUESTS, "nv_inference_request_success", outcome=Outcome.SUCCESS, part="success"),
     Row(M.REQUESTS, "nv_inference_request_failure", outcomes=FAILURE_REASON, part="failure"),  # no reason before 24.08: error
-    Row(M.TIME_TO_FIRST_TOKEN, "vllm:time_to_first_token_seconds"),  # vLLM backend, 24.08+
+    Row(M.TIME_TO_FIRST_TOKEN, "vllm:time_to_first_token_seconds", buckets=VLLM_BACKEND_TTFT_BUCKETS),  # vLLM backend
     # alias: core, opt-in with --metrics-config histogram_latencies=true (24.11+), in milliseconds.
-    Row(M.TIME_TO_FIRST_TOKEN, "nv_inference_first_response_histogram_ms", unit=Unit.MILLISECONDS),
+    Row(M.TIME_TO_FIRST_TOKEN, "nv_inference_first_response_histogram_ms", unit=Unit.MILLISECONDS,
+        buckets=FIRST_RESPONSE_BUCKETS_MS),
     # The vLLM backend still uses the pre-0.10.2 name for its inter-token gaps.
-    Row(M.INTER_TOKEN_LATENCY, "vllm:time_per_output_token_seconds"),
-    Row(M.REQUEST_DURATION, "vllm:e2e_request_latency_seconds"),  # vLLM backend
+    Row(M.INTER_TOKEN_LATENCY, "vllm:time_per_output_token_seconds", buckets=VLLM_BACKEND_TPOT_BUCKETS),
+    Row(M.REQUEST_DURATION, "vllm:e2e_request_latency_seconds", buckets=VLLM_BACKEND_E2E_BUCKETS),  # vLLM backend
     # alias: core keeps only a cumulative microsecond sum of successful requests; it becomes a
     # histogram with a +Inf bucket so that averages still work.
     Row(M.REQUEST_DURATION, "nv_inference_request_duration_us", kind=Kind.COUNTER, unit=Unit.MICROSECONDS,

@@ -14,6 +14,14 @@ FINISHED_REASON = Outcomes(
     default=Outcome.SUCCESS,
 )
 
+# Default bucket bounds, vLLM 0.8.5+ (vllm/v1/metrics/buckets.py in 0.30+). Releases up to 0.8.0
+# lack only the tail above 10 s (TTFT) and 2.5 s (ITL); 0.6-0.8.0 lack 120 s and up for latency.
+TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0,
+                40.0, 80.0, 160.0, 640.0, 2560.0)
+ITL_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0)
+LATENCY_BUCKETS = (0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0, 240.0,
+                   480.0, 960.0, 1920.0, 7680.0)
+
 ROWS = (
     Row(M.REQUESTS_RUNNING, "vllm:num_requests_running"),
     Row(M.REQUESTS_WAITING, "vllm:num_requests_waiting"),
@@ -31,13 +39,14 @@ ROWS = (
     Row(M.PREFIX_CACHE_QUERIES, "vllm:gpu_prefix_cache_queries"),  # alias: V1 0.7.3-0.11 (blocks up to 0.8)
     Row(M.PREFIX_CACHE_HITS, "vllm:prefix_cache_hits"),  # 0.9.2+, tokens
     Row(M.PREFIX_CACHE_HITS, "vllm:gpu_prefix_cache_hits"),  # alias: V1 0.7.3-0.11 (blocks up to 0.8)
-    Row(M.TIME_TO_FIRST_TOKEN, "vllm:time_to_first_token_seconds"),
-    Row(M.INTER_TOKEN_LATENCY, "vllm:inter_token_latency_seconds"),  # 0.10.2+
-    Row(M.INTER_TOKEN_LATENCY, "vllm:time_per_output_token_seconds"),  # alias: up to 0.14 (hidden 0.12-0.14); same gaps
-    Row(M.TIME_PER_OUTPUT_TOKEN, "vllm:request_time_per_output_token_seconds"),  # 0.11+
-    Row(M.REQUEST_DURATION, "vllm:e2e_request_latency_seconds"),
-    Row(M.REQUEST_QUEUE, "vllm:request_queue_time_seconds"),  # 0.6+
-    Row(M.REQUEST_QUEUE, "vllm:time_in_queue_requests"),  # alias: V0 0.6-0.9 only
+    Row(M.TIME_TO_FIRST_TOKEN, "vllm:time_to_first_token_seconds", buckets=TTFT_BUCKETS),
+    Row(M.INTER_TOKEN_LATENCY, "vllm:inter_token_latency_seconds", buckets=ITL_BUCKETS),  # 0.10.2+
+    # alias: up to 0.14 (hidden 0.12-0.14); the same per-gap observations under the old name.
+    Row(M.INTER_TOKEN_LATENCY, "vllm:time_per_output_token_seconds", buckets=ITL_BUCKETS),
+    Row(M.TIME_PER_OUTPUT_TOKEN, "vllm:request_time_per_output_token_seconds", buckets=ITL_BUCKETS),  # 0.11+
+    Row(M.REQUEST_DURATION, "vllm:e2e_request_latency_seconds", buckets=LATENCY_BUCKETS),
+    Row(M.REQUEST_QUEUE, "vllm:request_queue_time_seconds", buckets=LATENCY_BUCKETS),  # 0.6+
+    Row(M.REQUEST_QUEUE, "vllm:time_in_queue_requests"),  # alias: V0 0.6-0.9 only; buckets not recorded
 )
 
 ADAPTER = Adapter(
