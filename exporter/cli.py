@@ -128,6 +128,51 @@ def _run_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rules_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("rules", help="generate SLO recording rules and burn-rate alerts from the SLO spec",
+                       description="Turn the SLO spec into a Prometheus rule file (recording rules for error "
+                                   "ratios, burn rates and budget, multi-window multi-burn-rate alerts).")
+    p.add_argument("--spec", type=Path, default=Path("alerts/slos.yaml"))
+    p.add_argument("--output", type=Path, default=Path("alerts/generated/slo-rules.yml"),
+                   help="file to write; - for standard output")
+    p.add_argument("--check", action="store_true", help="exit 1 if --output differs from a fresh generation")
+    p.add_argument("--time-scale", type=int, default=1, metavar="N",
+                   help="divide every window and `for` by N (fast end-to-end tests; never for production)")
+    p.add_argument("--interval", help="evaluation interval of the generated groups (default: Prometheus' global)")
+    p.add_argument("--runbook-url", help="base URL of alerts/runbook.md as your team serves it")
+    p.set_defaults(run=_run_rules)
+
+
+def _run_rules(args: argparse.Namespace) -> int:
+    from exporter.slo_rules import RUNBOOK_URL, capability_report, generate
+    from exporter.slo_spec import SpecError, load_spec
+
+    try:
+        spec = load_spec(args.spec)
+    except SpecError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 1
+    text = generate(spec, spec_path=str(args.spec), time_scale=args.time_scale, interval=args.interval,
+                    runbook_url=args.runbook_url or RUNBOOK_URL)
+    for line in capability_report(spec):
+        print(line, file=sys.stderr)
+    if str(args.output) == "-":
+        sys.stdout.write(text)
+        return 0
+    if args.check:
+        current = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
+        if current != text:
+            print(f"error: {args.output} is stale; run: infersight rules --spec {args.spec} --output {args.output}",
+                  file=sys.stderr)
+            return 1
+        return 0
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(text, encoding="utf-8")
+    print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
 def _bench_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="measure the exporter's speed and memory",
                        description="Time parse+normalize+render against prometheus_client.parser on the same "
@@ -154,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _exporter_parser(sub)
     _replay_parser(sub)
+    _rules_parser(sub)
     _bench_parser(sub)
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop cleanly in a pod
