@@ -1,0 +1,66 @@
+"""A vLLM-shaped engine whose metrics move: a background thread observes requests at a steady
+rate, with a TTFT that a test can degrade. It serves real prometheus_client output on 127.0.0.1."""
+
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+from exporter.adapters.vllm import ITL_BUCKETS, TTFT_BUCKETS
+
+MODEL = "meta-llama/Llama-3.1-8B-Instruct"
+
+
+class LiveEngine:
+    def __init__(self, requests_per_tick: int = 20, tick_seconds: float = 0.1):
+        self.registry = CollectorRegistry()
+        labels = ["engine", "model_name"]
+        self.ttft = Histogram("vllm:time_to_first_token_seconds", "TTFT", labels, buckets=TTFT_BUCKETS,
+                              registry=self.registry).labels("0", MODEL)
+        self.itl = Histogram("vllm:inter_token_latency_seconds", "ITL", labels, buckets=ITL_BUCKETS,
+                             registry=self.registry).labels("0", MODEL)
+        self.finished = Counter("vllm:request_success", "finished", labels + ["finished_reason"],
+                                registry=self.registry).labels("0", MODEL, "stop")
+        self.slow_ttft_seconds: float | None = None  # set to inject a TTFT regression
+        self._requests_per_tick, self._tick = requests_per_tick, tick_seconds
+        self._stop = threading.Event()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._threads = [threading.Thread(target=self._server.serve_forever, daemon=True),
+                         threading.Thread(target=self._traffic, daemon=True)]
+        for thread in self._threads:
+            thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/metrics"
+
+    def close(self) -> None:
+        self._stop.set()
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _traffic(self) -> None:
+        while not self._stop.wait(self._tick):
+            for _ in range(self._requests_per_tick):
+                self.ttft.observe(self.slow_ttft_seconds or 0.12)
+                self.itl.observe(0.02)
+                self.finished.inc()
+
+    def _handler(self):
+        registry = self.registry
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                body = generate_latest(registry)
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        return Handler
