@@ -10,11 +10,11 @@ from __future__ import annotations
 import math
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from exporter.adapters.base import Adapter, Row, Take
-from exporter.parse import Family, ParseError
+from exporter.parse import Family, Labels, ParseError, Sample
 from exporter.schema import Combine, Kind, Label, Outcome, UnifiedMetric
 
 LabelKey = tuple[str, ...]
@@ -97,21 +97,13 @@ def _index(plan: Plan, families: Iterable[Family]) -> dict[str, Family]:
             samples = [(name + s[0][cut:], s[1], s[2], s[3]) for s in samples]
         earlier = index.get(name)
         if earlier is None:
-            index[name] = Family(name, family.type, family.help, samples)
+            index[name] = Family(name, family.type, family.help, samples, family.duplicates)
         elif earlier.type != family.type:
             raise ParseError(f"conflicting TYPE lines for {family.name}: {earlier.type} and {family.type}")
         else:  # the same family twice in one payload: prometheus_client splits it; join it again
-            index[name] = Family(name, family.type, family.help, earlier.samples + samples)
+            index[name] = Family(name, family.type, family.help, earlier.samples + samples,
+                                 earlier.duplicates + family.duplicates)
     return {**aliased, **exact}
-
-
-def _check_duplicates(family: Family) -> None:
-    seen = set()
-    for name, labels, _, _ in family.samples:
-        key = (name, tuple(labels.items()))  # a repeated series comes from one writer, in one label order
-        if key in seen:
-            raise ParseError(f"duplicate series {name}{dict(labels)}")
-        seen.add(key)
 
 
 class _RowReader:
@@ -128,35 +120,47 @@ class _RowReader:
             return None
         return family
 
-    def selected(self, row: Row, family: Family) -> list[tuple[str, dict[str, str], float]]:
+    def selected(self, row: Row, family: Family) -> list[Sample]:
+        if not row.where:
+            return family.samples
         patterns = [(label, re.compile(pattern)) for label, pattern in row.where.items()]
-        return [
-            (name, labels, value)
-            for name, labels, value, _ in family.samples
-            if all(label in labels and p.fullmatch(labels[label]) for label, p in patterns)
-        ]
+        return [s for s in family.samples if all(label in s[1] and p.fullmatch(s[1][label]) for label, p in patterns)]
 
-    def key(self, row: Row, labels: dict[str, str]) -> LabelKey:
-        metric = row.metric
-        if Label.GPU in metric.labels:
-            return (next((labels[g] for g in self.adapter.gpu_labels if g in labels), ""),)
-        model_label = self.adapter.model_label
-        model = labels.get(model_label, self.default_model) if model_label else self.default_model
-        if Label.OUTCOME in metric.labels:
-            outcome = row.outcome or row.outcomes.of(labels.get(row.outcomes.label, ""))  # type: ignore[union-attr]
-            return (model, outcome.value)
-        return (model,)
+    def key_of(self, row: Row) -> Callable[[Labels], LabelKey]:
+        """A function from an engine sample's labels to the row's output key, specialised per row
+        (it runs once per sample)."""
+        if Label.GPU in row.metric.labels:
+            gpu_labels = self.adapter.gpu_labels
+            return lambda labels: (next((labels[g] for g in gpu_labels if g in labels), ""),)
+        model_label, default = self.adapter.model_label, self.default_model
+        if Label.OUTCOME in row.metric.labels:
+            if row.outcome is not None:
+                fixed = row.outcome.value
+                if model_label is None:
+                    return lambda labels: (default, fixed)
+                return lambda labels: (labels.get(model_label, default), fixed)
+            outcomes = row.outcomes
+            assert outcomes is not None
+            if model_label is None:
+                return lambda labels: (default, outcomes.of(labels.get(outcomes.label, "")).value)
+            return lambda labels: (labels.get(model_label, default), outcomes.of(labels.get(outcomes.label, "")).value)
+        if model_label is None:
+            return lambda labels: (default,)
+        return lambda labels: (labels.get(model_label, default),)
 
     def read(self, row: Row) -> dict[LabelKey, Value] | None:
         """The row's data, or None when the payload lacks the row's family (or its selected series)."""
         family = self.family(row)
         if family is None:
             return None
+        if family.duplicates:
+            raise ParseError(f"duplicate series in {family.name}")
         samples = self.selected(row, family)
         if row.where and not samples:
             return None
         multiplier, divisor = row.unit.value
         metric = row.metric
+        key_of = self.key_of(row)
         out: dict[LabelKey, Value] = {}
         counts: dict[LabelKey, int] = defaultdict(int)
 
@@ -170,17 +174,18 @@ class _RowReader:
                 out[key] += value  # type: ignore[operator]
 
         if metric.kind is Kind.HISTOGRAM and row.count_source is None:
-            out.update(self._histograms(row, samples, multiplier, divisor))
+            out.update(_histograms(row, samples, key_of, multiplier, divisor))
         elif row.count_source is not None:
             counted = self.index.get(row.count_source)
-            count_of = {tuple(sorted(l.items())): v for _, l, v, _ in (counted.samples if counted else [])}
-            for _, labels, value in samples:
+            count_of = {tuple(sorted(s[1].items())): s[2] for s in (counted.samples if counted else [])}
+            for _, labels, value, _ in samples:
                 count = count_of.get(tuple(sorted(labels.items())))
                 if count is not None:
-                    put(self.key(row, labels), Histogram({math.inf: count}, value * multiplier / divisor, count))
+                    put(key_of(labels), Histogram({math.inf: count}, value * multiplier / divisor, count))
         else:
             wanted_name = _value_sample_name(row)
-            for name, labels, value in samples:
+            scaled = multiplier != 1 or divisor != 1
+            for name, labels, value, _ in samples:
                 if name != wanted_name:
                     continue
                 if row.per is not None:
@@ -188,33 +193,39 @@ class _RowReader:
                     if not denominator:
                         continue  # no capacity reported (e.g. KV cache disabled): no ratio
                     value = value / denominator
-                put(self.key(row, labels), value * multiplier / divisor)
+                put(key_of(labels), value * multiplier / divisor if scaled else value)
         if metric.kind is Kind.GAUGE and metric.combine is Combine.MEAN:
             for key, n in counts.items():
                 out[key] = out[key] / n  # type: ignore[operator]
         return out
 
-    def _histograms(self, row: Row, samples, multiplier: int, divisor: int):
-        """Histograms per output key. Series that collapse onto one key are merged by adding their
-        buckets, sums and counts, so no grouping by the full label set is needed."""
-        merged: dict[LabelKey, Histogram] = {}
-        bucket, total, count = row.source + "_bucket", row.source + "_sum", row.source + "_count"
-        for name, labels, value in samples:
-            key = self.key(row, labels)
-            hist = merged.get(key)
-            if hist is None:
-                hist = merged[key] = Histogram({}, 0.0, 0.0)
-            if name == bucket:
-                try:
-                    bound = float(labels["le"]) * multiplier / divisor
-                except (KeyError, ValueError):
-                    raise ParseError(f"{name} without a valid le label") from None
-                hist.buckets[bound] = hist.buckets.get(bound, 0.0) + value
-            elif name == total:
-                hist.sum += value * multiplier / divisor
-            elif name == count:
-                hist.count += value
-        return merged.items()
+
+def _histograms(row: Row, samples: list[Sample], key_of: Callable[[Labels], LabelKey], multiplier: int,
+                divisor: int) -> dict[LabelKey, Histogram]:
+    """Histograms per output key. Series that collapse onto one key are merged by adding their
+    buckets, sums and counts, so no grouping by the full label set is needed."""
+    merged: dict[LabelKey, Histogram] = {}
+    bucket, total, count = row.source + "_bucket", row.source + "_sum", row.source + "_count"
+    scaled = multiplier != 1 or divisor != 1
+    for name, labels, value, _ in samples:
+        key = key_of(labels)
+        hist = merged.get(key)
+        if hist is None:
+            hist = merged[key] = Histogram({}, 0.0, 0.0)
+        if name == bucket:
+            try:
+                bound = float(labels["le"])
+            except (KeyError, ValueError):
+                raise ParseError(f"{name} without a valid le label") from None
+            if scaled:
+                bound = bound * multiplier / divisor
+            buckets = hist.buckets
+            buckets[bound] = buckets.get(bound, 0.0) + value
+        elif name == total:
+            hist.sum += value * multiplier / divisor if scaled else value
+        elif name == count:
+            hist.count += value
+    return merged
 
 
 def _value_sample_name(row: Row) -> str:
@@ -244,8 +255,6 @@ def normalize(plan: Plan, families: Iterable[Family], model: str | None = None) 
     """Unified series of one payload. ``model`` names series whose engine gives no model label;
     without it, the payload's only model (or "") is used."""
     index = _index(plan, families)
-    for family in index.values():
-        _check_duplicates(family)
     if model is None:
         seen = _seen_models(plan, index)
         model = seen.pop() if len(seen) == 1 else ""

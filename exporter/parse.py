@@ -18,6 +18,11 @@ from prometheus_client.parser import text_string_to_metric_families as _text_fam
 
 Labels = dict[str, str]
 Sample = tuple[str, Labels, float, float | None]  # (sample name, labels, value, timestamp in seconds)
+# Per target, across scrapes: the text of a sample line before its value -> (sample name, labels,
+# or None for a family that was skipped). Engines repeat their series every scrape with new
+# values only, so a known series costs a dict lookup and a float(); Prometheus' scrape cache
+# does the same. The label dicts are shared: never mutate them.
+SeriesCache = dict[str, tuple[str, Labels | None]]
 
 
 class ParseError(ValueError):
@@ -30,6 +35,7 @@ class Family:
     type: str  # counter, gauge, histogram, summary, unknown, ...
     help: str
     samples: list[Sample]
+    duplicates: int = 0  # samples repeating an earlier series of the family (the library keeps both)
 
 
 class _Unusual(Exception):
@@ -54,27 +60,37 @@ _ALLOWED_SUFFIXES = {
 }
 
 
-def parse(text: str, wanted: Collection[str] | None = None, *, openmetrics: bool = False) -> list[Family]:
+def parse(text: str, wanted: Collection[str] | None = None, *, openmetrics: bool = False,
+          series: SeriesCache | None = None) -> list[Family]:
     """Families of ``text`` in payload order; only those named in ``wanted`` (None: all).
+    ``series`` is the target's cache of known series (see SeriesCache); it is kept bounded.
 
     Raises ParseError when the payload is not a valid exposition.
     """
     if not openmetrics:
         try:
-            return _parse_fast(text, wanted)
+            families = _parse_fast(text, wanted, series)
         except _Unusual:
-            pass
+            families = None
+        if series is not None and len(series) > 2 * text.count("\n") + 1000:
+            series.clear()  # series churn (new label values every scrape): start over
+        if families is not None:
+            return families
     return _parse_with_library(text, wanted, openmetrics)
 
 
 def _parse_with_library(text: str, wanted: Collection[str] | None, openmetrics: bool) -> list[Family]:
     parser = _openmetrics_families if openmetrics else _text_families
     try:
-        return [
+        families = [
             Family(m.name, m.type, m.documentation, [(s.name, s.labels, s.value, s.timestamp) for s in m.samples])
             for m in parser(text)
             if wanted is None or m.name in wanted
         ]
+        for family in families:
+            distinct = {(s[0], tuple(sorted(s[1].items()))) for s in family.samples}
+            family.duplicates = len(family.samples) - len(distinct)
+        return families
     except Exception as exc:  # the library raises ValueError, IndexError, TypeError... on bad input
         raise ParseError(f"invalid exposition: {exc}") from None
 
@@ -117,8 +133,10 @@ def _sample(line: str, label_cache: dict[str, Labels]) -> Sample:
     return (name, labels, _number(value), ts)
 
 
-def _parse_fast(text: str, wanted: Collection[str] | None) -> list[Family]:
+def _parse_fast(text: str, wanted: Collection[str] | None, series: SeriesCache | None = None) -> list[Family]:
     want_all = wanted is None
+    if series is None:
+        series = {}
     # A counter family may be named with or without _total on its TYPE line.
     raw_wanted = set() if want_all else {n for w in wanted for n in (w, w + "_total")}
     families: list[Family] = []
@@ -126,7 +144,10 @@ def _parse_fast(text: str, wanted: Collection[str] | None) -> list[Family]:
     samples: list[Sample] = []
     allowed: tuple[str, ...] = ()
     keep = False
+    duplicates = 0
     label_cache: dict[str, Labels] = {}
+
+    seen: set[str] = set()  # heads of the kept series, to count duplicates
 
     def close() -> None:
         family_name, family_type, family_samples = name, typ, samples
@@ -138,7 +159,7 @@ def _parse_fast(text: str, wanted: Collection[str] | None) -> list[Family]:
         elif family_type == "untyped":
             family_type = "unknown"
         if want_all or family_name in wanted:
-            families.append(Family(family_name, family_type, doc, family_samples))
+            families.append(Family(family_name, family_type, doc, family_samples, duplicates))
 
     for line in text.split("\n"):
         line = line.strip()
@@ -162,7 +183,7 @@ def _parse_fast(text: str, wanted: Collection[str] | None) -> list[Family]:
                 if candidate != name:
                     if name != "":
                         close()
-                    name, typ, samples = candidate, "untyped", []
+                    name, typ, samples, duplicates = candidate, "untyped", [], 0
                     allowed = (candidate,)
                     keep = want_all or candidate in raw_wanted
                 doc = parts[3] if len(parts) == 4 else ""
@@ -174,33 +195,53 @@ def _parse_fast(text: str, wanted: Collection[str] | None) -> list[Family]:
                 if candidate != name:
                     if name != "":
                         close()
-                    name, doc, samples = candidate, "", []
+                    name, doc, samples, duplicates = candidate, "", [], 0
                     keep = want_all or candidate in raw_wanted
                 typ = parts[3]
                 allowed = tuple(name + suffix for suffix in _ALLOWED_SUFFIXES.get(typ, ("",)))
             continue
 
-        head = _NAME_PREFIX(line)
-        if head is None:
-            raise _Unusual
-        sample_name = head.group()
-        end = head.end()
-        if end == len(line) or line[end] not in " {":
-            raise _Unusual
-        if sample_name in allowed:
-            if keep:
-                samples.append(_sample(line, label_cache))
-            else:
-                _number(line.rpartition(" ")[2])  # a cheap sanity check of lines we skip
+        head, _, value = line.rpartition(" ")
+        known = series.get(head)
+        if known is None:  # first sight of this series: check the line itself
+            match = _NAME_PREFIX(line)
+            if match is None:
+                raise _Unusual
+            sample_name, end = match.group(), match.end()
+            if end == len(line) or line[end] not in " {":
+                raise _Unusual
+            labels = None
         else:
+            sample_name, labels = known
+        if sample_name not in allowed:
             # The library closes the family and yields this sample as an untyped singleton.
             if name != "":
                 close()
-            name, doc, typ, samples, allowed, keep = "", "", "untyped", [], (), False
+            name, doc, typ, samples, allowed, keep, duplicates = "", "", "untyped", [], (), False, 0
             if want_all or sample_name in wanted:
-                families.append(Family(sample_name, "unknown", "", [_sample(line, label_cache)]))
+                sample = _sample(line, label_cache)
+                families.append(Family(sample_name, "unknown", "", [sample]))
             else:
-                _number(line.rpartition(" ")[2])
+                _number(value)  # a cheap sanity check of lines we skip
+            continue
+        if not keep:
+            _number(value)
+            if known is None:
+                series[head] = (sample_name, None)
+        elif labels is not None:  # seen in an earlier scrape: only the value is new
+            samples.append((sample_name, labels, _number(value), None))
+            if head in seen:
+                duplicates += 1
+            seen.add(head)
+        else:
+            sample = _sample(line, label_cache)
+            samples.append(sample)
+            if sample[3] is None:  # no timestamp: the line is exactly head + " " + value
+                series[head] = (sample_name, sample[1])
+            line_key = head if sample[3] is None else line.rsplit(" ", 2)[0]  # a series, without its value
+            if line_key in seen:
+                duplicates += 1
+            seen.add(line_key)
     if name != "":
         close()
     return families

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
@@ -36,25 +36,7 @@ class TargetReport:
     hourly_cost_dollars: float | None = None
 
 
-@dataclass
-class _Builder:
-    families: dict[UnifiedMetric, Metric] = field(default_factory=dict)
-
-    def family(self, metric: UnifiedMetric) -> Metric:
-        family = self.families.get(metric)
-        if family is None:
-            labels = [label.value for label in metric.labels]
-            cls = {Kind.GAUGE: GaugeMetricFamily, Kind.COUNTER: CounterMetricFamily,
-                   Kind.HISTOGRAM: HistogramMetricFamily}[metric.kind]
-            family = self.families[metric] = cls(metric.name, metric.help, labels=labels)
-        return family
-
-    def add(self, metric: UnifiedMetric, label_values: Sequence[str], value: float | Histogram) -> None:
-        family = self.family(metric)
-        if isinstance(value, Histogram):
-            family.add_metric(label_values, _buckets(value), value.sum)
-        else:
-            family.add_metric(label_values, value)
+Row = tuple[list[str], "float | Histogram"]  # label values in the metric's label order, value
 
 
 def _buckets(hist: Histogram) -> list[tuple[str, float]]:
@@ -69,39 +51,92 @@ def _label_values(metric: UnifiedMetric, engine: str, target: str, key: Sequence
             for label in metric.labels]
 
 
-def _add_normalized(builder: _Builder, report: TargetReport, normalized: Normalized) -> None:
-    for metric, series in normalized.series.items():
-        for key in sorted(series):
-            builder.add(metric, _label_values(metric, report.engine, report.target, key), series[key])
+def _collect(reports: Iterable[TargetReport], version: str) -> dict[UnifiedMetric, list[Row]]:
+    """Every series of one scrape, by metric in catalogue order; series in report order, then
+    label order. Both renderings below start from this."""
+    rows: dict[UnifiedMetric, list[Row]] = {metric: [] for metric in CATALOGUE}
 
+    def add_normalized(report: TargetReport, normalized: Normalized) -> None:
+        for metric, series in normalized.series.items():
+            out = rows[metric]
+            for key in sorted(series):
+                out.append((_label_values(metric, report.engine, report.target, key), series[key]))
 
-def build_families(reports: Iterable[TargetReport], version: str) -> list[Metric]:
-    """All families for one scrape, in catalogue order; series in report order, then label order."""
-    builder = _Builder()
-    builder.add(M.EXPORTER_BUILD_INFO, [version], 1)
+    rows[M.EXPORTER_BUILD_INFO].append(([version], 1))
     for report in reports:
         target_labels = [report.engine, report.target]
-        builder.add(M.EXPORTER_TARGET_UP, target_labels, 1 if report.up else 0)
-        builder.add(M.EXPORTER_TARGET_SCRAPE_DURATION, target_labels, report.duration_seconds)
+        rows[M.EXPORTER_TARGET_UP].append((target_labels, 1 if report.up else 0))
+        rows[M.EXPORTER_TARGET_SCRAPE_DURATION].append((target_labels, report.duration_seconds))
         for reason in ScrapeErrorReason:
-            builder.add(M.EXPORTER_SCRAPE_ERRORS, target_labels + [reason.value], report.errors.get(reason, 0))
+            rows[M.EXPORTER_SCRAPE_ERRORS].append((target_labels + [reason.value], report.errors.get(reason, 0)))
         if report.hourly_cost_dollars is not None:
-            builder.add(M.HOURLY_COST_DOLLARS, target_labels, report.hourly_cost_dollars)
+            rows[M.HOURLY_COST_DOLLARS].append((target_labels, report.hourly_cost_dollars))
         if report.gpu_up is not None:
-            builder.add(M.EXPORTER_GPU_SOURCE_UP, target_labels + [report.gpu_source.value], 1 if report.gpu_up else 0)
+            rows[M.EXPORTER_GPU_SOURCE_UP].append((target_labels + [report.gpu_source.value], 1 if report.gpu_up else 0))
         available: dict[UnifiedMetric, bool] = {}
         if report.normalized is not None:
-            _add_normalized(builder, report, report.normalized)
+            add_normalized(report, report.normalized)
             available.update(report.normalized.available)
         if report.gpu is not None:
-            _add_normalized(builder, report, report.gpu)
+            add_normalized(report, report.gpu)
             available.update(report.gpu.available)
         if report.up:  # while down nothing is known; target_up says so
             for signal in report.signals:
-                builder.add(M.EXPORTER_SIGNAL_AVAILABLE, target_labels + [signal.name],
-                            1 if available.get(signal) else 0)
-    order = {metric: i for i, metric in enumerate(CATALOGUE)}
-    return [builder.families[m] for m in sorted(builder.families, key=order.__getitem__)]
+                rows[M.EXPORTER_SIGNAL_AVAILABLE].append(
+                    (target_labels + [signal.name], 1 if available.get(signal) else 0))
+    return {metric: series for metric, series in rows.items() if series}
+
+
+_FAMILY_CLASSES = {Kind.GAUGE: GaugeMetricFamily, Kind.COUNTER: CounterMetricFamily,
+                   Kind.HISTOGRAM: HistogramMetricFamily}
+
+
+def build_families(reports: Iterable[TargetReport], version: str) -> list[Metric]:
+    """All families for one scrape as prometheus_client objects (for OpenMetrics and tests)."""
+    families = []
+    for metric, series in _collect(reports, version).items():
+        family = _FAMILY_CLASSES[metric.kind](metric.name, metric.help, labels=[l.value for l in metric.labels])
+        for label_values, value in series:
+            if isinstance(value, Histogram):
+                family.add_metric(label_values, _buckets(value), value.sum)
+            else:
+                family.add_metric(label_values, value)
+        families.append(family)
+    return families
+
+
+def render_text(reports: Iterable[TargetReport], version: str, extra: list[Metric] = ()) -> str:
+    """The text format of one scrape, written straight from the collected series: the same bytes
+    as ``text_exposition(build_families(...) + extra)``, without building per-sample objects."""
+    out = []
+    for metric, series in _collect(reports, version).items():
+        names = [label.value for label in metric.labels]
+        help_text = metric.help.replace("\\", "\\\\").replace("\n", "\\n")
+        out.append(f"# HELP {metric.name} {help_text}\n# TYPE {metric.name} {metric.kind.value}\n")
+        order = sorted(range(len(names)), key=names.__getitem__)
+        if metric.kind is not Kind.HISTOGRAM:
+            for values, value in series:
+                pairs = ",".join([f'{names[i]}="{_label_value(values[i])}"' for i in order])
+                labels = f"{{{pairs}}}" if pairs else ""
+                out.append(f"{metric.name}{labels} {floatToGoString(value)}\n")
+            continue
+        before = [i for i in order if names[i] < "le"]
+        after = [i for i in order if names[i] > "le"]
+        for values, hist in series:
+            head = ",".join([f'{names[i]}="{_label_value(values[i])}"' for i in before])
+            tail = ",".join([f'{names[i]}="{_label_value(values[i])}"' for i in after])
+            bucket_open = f"{metric.name}_bucket{{{head},le=\"" if head else f"{metric.name}_bucket{{le=\""
+            bucket_close = f"\",{tail}}} " if tail else "\"} "
+            buckets = _buckets(hist)
+            for le, count in buckets:
+                out.append(f"{bucket_open}{le}{bucket_close}{floatToGoString(count)}\n")
+            if float(buckets[0][0]) >= 0:  # prometheus_client drops count and sum after negative buckets
+                plain = ",".join([f'{names[i]}="{_label_value(values[i])}"' for i in order])
+                out.append(f"{metric.name}_count{{{plain}}} {floatToGoString(buckets[-1][1])}\n"
+                           f"{metric.name}_sum{{{plain}}} {floatToGoString(hist.sum)}\n")
+    if extra:
+        out.append(text_exposition(list(extra)))
+    return "".join(out)
 
 
 class FamilySet:

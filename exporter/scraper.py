@@ -21,7 +21,7 @@ from exporter.cost import hourly_cost_dollars
 from exporter.fetch import Credentials, Payload, ScrapeError, fetch
 from exporter.normalize import Normalized, Plan, compile_plan, normalize
 from exporter.nvml import NvmlReader, NvmlUnavailable
-from exporter.parse import Family, ParseError, parse
+from exporter.parse import Family, ParseError, SeriesCache, parse
 from exporter.render import TargetReport
 from exporter.schema import GPU_SIGNALS, UNDETECTED_ENGINE, Engine, GpuSource, ScrapeErrorReason, UnifiedMetric
 from exporter.settings import Auth, ResolvedTarget
@@ -64,6 +64,8 @@ class TargetScraper:
         self.errors: Counter[ScrapeErrorReason] = Counter()
         self.engine: Engine | None = None if target.engine == "auto" else Engine(target.engine)
         self.plan: Plan | None = self._plan(self.engine) if self.engine else None
+        self.series_cache: SeriesCache = {}  # known series of this target, see exporter.parse
+        self.gpu_series_cache: SeriesCache = {}
         self.nvml = NvmlReader(target.gpu.devices) if target.gpu.source is GpuSource.NVML else None
         cost = target.cost
         self.hourly_cost = (hourly_cost_dollars(cost.gpu_count, cost.gpu_hourly_dollars, cost.gpu_type,
@@ -118,7 +120,8 @@ class TargetScraper:
             log.info("detected engine=%s target=%s", engine.value, self.target.name)
             self.engine, self.plan = engine, self._plan(engine)
         try:
-            families = parse(payload.text, self.plan.wanted, openmetrics=payload.openmetrics)
+            families = parse(payload.text, self.plan.wanted, openmetrics=payload.openmetrics,
+                             series=self.series_cache)
             return normalize(self.plan, families, self.target.config.model)
         except ParseError as exc:
             raise ScrapeError(ScrapeErrorReason.PARSE, str(exc)) from None
@@ -148,7 +151,8 @@ class TargetScraper:
         try:
             if gpu.source is GpuSource.DCGM:
                 payload = await fetch(client, str(gpu.dcgm_url), timeout=timeout, max_bytes=self.max_body_bytes)
-                families = _only_devices(parse(payload.text, _DCGM_PLAN.wanted), frozenset(gpu.devices))
+                families = parse(payload.text, _DCGM_PLAN.wanted, series=self.gpu_series_cache)
+                families = _only_devices(families, frozenset(gpu.devices))
                 return True, normalize(_DCGM_PLAN, families)
             if gpu.source is GpuSource.NVML and self.nvml is not None:
                 return True, await asyncio.to_thread(self.nvml.read)

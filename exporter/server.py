@@ -21,7 +21,7 @@ from prometheus_client.exposition import choose_encoder
 
 from exporter import __version__
 from exporter.fetch import new_client
-from exporter.render import FamilySet, TargetReport, build_families, text_exposition
+from exporter.render import FamilySet, TargetReport, build_families, render_text
 from exporter.scraper import Scraper
 from exporter.settings import Settings
 
@@ -90,12 +90,12 @@ class Exporter:
         return self._call(self.scraper.scrape_all(self._client, timeout), timeout=timeout + 30)
 
     def exposition(self, accept: str | None, timeout: float) -> tuple[bytes, str]:
-        families = build_families(self.reports(timeout), __version__)
-        families.extend(self._runtime.collect())
+        reports = self.reports(timeout)
+        runtime = list(self._runtime.collect())
         if wants_openmetrics_only(accept):
             encoder, content_type = choose_encoder(accept or "")
-            return encoder(FamilySet(families)), content_type
-        return text_exposition(families).encode("utf-8"), TEXT_CONTENT_TYPE
+            return encoder(FamilySet(build_families(reports, __version__) + runtime)), content_type
+        return render_text(reports, __version__, runtime).encode("utf-8"), TEXT_CONTENT_TYPE
 
     def close(self) -> None:
         try:

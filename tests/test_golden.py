@@ -11,7 +11,7 @@ import pytest
 
 from exporter.adapters import detect_engine
 from exporter.fetch import Payload, ScrapeError
-from exporter.render import build_families, text_exposition
+from exporter.render import build_families, render_text, text_exposition
 from exporter.schema import Engine
 from exporter.scraper import TargetScraper
 from exporter.settings import load_settings
@@ -64,7 +64,10 @@ def normalized_exposition(text: str, engine: Engine, **target: object) -> str:
         normalized = scraper.ingest(Payload(text, openmetrics=False))
     except ScrapeError as exc:
         failure = exc
-    return text_exposition(build_families([scraper.report(normalized, failure, 0.0)], "test"))
+    report = scraper.report(normalized, failure, 0.0)
+    text = text_exposition(build_families([report], "test"))
+    assert render_text([report], "test") == text  # the server's direct renderer writes the same bytes
+    return text
 
 
 def golden_name(fixture: str) -> str:

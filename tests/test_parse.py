@@ -105,6 +105,31 @@ def test_fast_parser_matches_the_library(text: str, wanted) -> None:
     _assert_same_as_library(text, wanted)
 
 
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_exposition(), _exposition(), st.one_of(st.none(), st.sets(_names, max_size=3)))
+def test_a_series_cache_from_earlier_payloads_changes_nothing(first: str, second: str, wanted) -> None:
+    cache: dict = {}
+    for text in (first, second, second.replace("1", "7"), first):
+        try:
+            expected = [f for f in _library(text) if wanted is None or f.name in wanted]
+        except Exception:
+            try:
+                parse(text, wanted, series=cache)
+            except ParseError:
+                pass
+            continue
+        assert _comparable(parse(text, wanted, series=cache)) == _comparable(expected)
+
+
+def test_a_warm_cache_reads_new_values() -> None:
+    cache: dict = {}
+    text = '# TYPE vllm:x gauge\nvllm:x{model_name="m"} 1\n'
+    parse(text, {"vllm:x"}, series=cache)
+    assert cache == {'vllm:x{model_name="m"}': ("vllm:x", {"model_name": "m"})}
+    assert parse(text.replace("} 1", "} 2.5"), {"vllm:x"}, series=cache)[0].samples == [
+        ("vllm:x", {"model_name": "m"}, 2.5, None)]
+
+
 # --- real payloads ---------------------------------------------------------------------------
 
 _REAL = sorted(p for p in CAPTURES.rglob("*.txt")) + sorted(OWN_FIXTURES.glob("*.txt"))
