@@ -19,7 +19,6 @@ import sys
 import threading
 import time
 from dataclasses import asdict, dataclass
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -29,8 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from exporter.adapters import ADAPTERS, detect_engine
 from exporter.normalize import compile_plan, normalize
 from exporter.parse import parse
-from exporter.render import TargetReport, build_families, text_exposition
-from exporter.replay import make_handler
+from exporter.render import TargetReport, render_text
 
 # vLLM 0.33 bucket lists (shared/reference/engine-metrics.md, "Bucket defaults in 0.33.0").
 _TTFT = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5, 7.5, 10, 20, 40, 80, 160,
@@ -74,13 +72,23 @@ def count_samples(text: str) -> int:
     return sum(1 for line in text.splitlines() if line and not line.startswith("#"))
 
 
+_ALL_CORES = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+
+
 def _pin_to_one_core() -> str:
+    """Pin the timing process to its first core; the exporter process gets the last one."""
     try:
-        core = min(os.sched_getaffinity(0))
-        os.sched_setaffinity(0, {core})
-        return f"core {core}"
-    except (AttributeError, OSError):  # not Linux: say so rather than pretend
+        os.sched_setaffinity(0, {_ALL_CORES[0]})
+        return f"core {_ALL_CORES[0]} (exporter process on core {_ALL_CORES[-1]})"
+    except (IndexError, OSError):  # not Linux: say so rather than pretend
         return "unpinned"
+
+
+def _set_affinity(pid: int, cores: list[int]) -> None:
+    try:
+        os.sched_setaffinity(pid, set(cores))
+    except (AttributeError, OSError, ValueError):
+        pass
 
 
 def _median_seconds(fn, repeat: int) -> float:
@@ -97,96 +105,218 @@ def _median_seconds(fn, repeat: int) -> float:
 class Result:
     payload: str
     payload_samples: int
-    samples_per_second: float
-    baseline_samples_per_second: float
-    speedup: float
-    rss_bytes: int | None = None
+    samples_per_second: float  # steady state: the target's series already known (as in Prometheus)
+    cold_samples_per_second: float  # first scrape of a target: every series new
+    baseline_samples_per_second: float  # prometheus_client.parser, parse only
+    speedup: float  # samples_per_second / baseline_samples_per_second
+    rss_bytes: int | None = None  # the exporter process after 20 scrapes of this payload
     peak_rss_bytes: int | None = None
-    added_latency_p99_seconds: float | None = None  # measured by the latency benchmark (not yet built)
+    added_latency_p99_seconds: float | None = None  # p99 through the exporter minus p99 direct
 
 
 def bench_payload(name: str, text: str, repeat: int) -> Result:
+    """Time the server's own path: fetch is left out, parse + normalize + render_text is in."""
     engine = detect_engine(text)
     if engine is None:
         raise SystemExit(f"{name}: no known engine's metrics in the payload")
     plan = compile_plan(ADAPTERS[engine])
     signals = list(plan.parts)
+    warm_cache: dict = {}
 
-    def exporter_path() -> str:
-        normalized = normalize(plan, parse(text, plan.wanted))
-        report = TargetReport(engine.value, "bench", True, 0.0, {}, normalized, signals)
-        return text_exposition(build_families([report], "bench"))
+    def exporter_path(cache: dict | None) -> str:
+        normalized = normalize(plan, parse(text, plan.wanted, series=cache))
+        return render_text([TargetReport(engine.value, "bench", True, 0.0, {}, normalized, signals)], "bench")
 
     def baseline_parse() -> None:
         for _ in text_string_to_metric_families(text):
             pass
 
     samples = count_samples(text)
-    ours = _median_seconds(exporter_path, repeat)
+    warm = _median_seconds(lambda: exporter_path(warm_cache), repeat)
+    cold = _median_seconds(lambda: exporter_path({}), repeat)
     theirs = _median_seconds(baseline_parse, repeat)
-    return Result(name, samples, samples / ours, samples / theirs, theirs / ours)
+    return Result(name, samples, samples / warm, samples / cold, samples / theirs, theirs / warm)
 
 
-def measure_exporter_rss(text: str, scrapes: int = 20) -> tuple[int, int]:
-    """Serve ``text`` from a stand-in engine, run ``infersight exporter`` against it as its own
-    process, scrape it ``scrapes`` times, and return that process's (current, peak) RSS in bytes."""
-    engine = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(text.encode(), "/metrics"))
-    threading.Thread(target=engine.serve_forever, daemon=True).start()
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "exporter.cli", "exporter", "--listen", f"127.0.0.1:{port}", "--log-level", "warning",
-         "--target", f"bench=http://127.0.0.1:{engine.server_address[1]}/metrics"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        url = f"http://127.0.0.1:{port}"
+class _Process:
+    """``infersight exporter`` as a separate process, for RSS, latency and CPU figures."""
+
+    def __init__(self, targets: list[str], timeout: float = 10):
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "exporter.cli", "exporter", "--listen", f"127.0.0.1:{self.port}",
+             "--log-level", "error", "--scrape-timeout", str(timeout), *(f for t in targets for f in ("--target", t))],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _set_affinity(self.process.pid, _ALL_CORES[-1:])
         deadline = time.monotonic() + 30
         while True:
             try:
-                if httpx.get(url + "/-/ready", timeout=1).status_code == 200:
-                    break
+                if httpx.get(self.url + "/-/ready", timeout=1).status_code == 200:
+                    return
             except httpx.TransportError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise SystemExit("the exporter did not start") from None
+                pass
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                self.close()
+                raise SystemExit("the exporter did not start")
+            time.sleep(0.1)
+
+    def status(self, field: str) -> int:
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+        raise KeyError(field)
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+class _Engine:
+    """A stand-in engine (``infersight replay``) serving ``text`` from its own process."""
+
+    def __init__(self, text: str):
+        import tempfile
+
+        self._file = tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False)
+        self._file.write(text)
+        self._file.close()
+        port = _free_port()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "exporter.cli", "replay", self._file.name, "--listen", f"127.0.0.1:{port}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _set_affinity(self.process.pid, _ALL_CORES)
+        self.url = f"http://127.0.0.1:{port}/metrics"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(self.url, timeout=1).raise_for_status()
+                return
+            except httpx.HTTPError:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    self.close()
+                    raise SystemExit("the stand-in engine did not start") from None
                 time.sleep(0.1)
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+        os.unlink(self._file.name)
+
+
+def measure_rss(text: str, scrapes: int = 20) -> tuple[int, int]:
+    """(current, peak) RSS of an exporter process after ``scrapes`` scrapes of a target serving ``text``."""
+    engine = _Engine(text)
+    exporter = _Process([f"bench={engine.url}"])
+    try:
         for _ in range(scrapes):
-            httpx.get(url + "/metrics", timeout=60).raise_for_status()
-        status = Path(f"/proc/{process.pid}/status").read_text()
-        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-        return int(fields["VmRSS"].split()[0]) * 1024, int(fields["VmHWM"].split()[0]) * 1024
+            httpx.get(exporter.url + "/metrics", timeout=60).raise_for_status()
+        return exporter.status("VmRSS"), exporter.status("VmHWM")
     finally:
-        process.terminate()
-        process.wait(timeout=10)
-        engine.shutdown()
-        engine.server_close()
+        exporter.close()
+        engine.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _p99_seconds(url: str, concurrency: int, requests: int) -> float:
+    times: list[float] = []
+
+    def worker() -> None:
+        with httpx.Client(timeout=30) as client:
+            for _ in range(requests):
+                started = time.perf_counter()
+                client.get(url).raise_for_status()
+                times.append(time.perf_counter() - started)
+
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return statistics.quantiles(times, n=100, method="inclusive")[98]
 
 
-def run(captures: list[Path], sizes: list[int], repeat: int, as_json: bool) -> int:
+def measure_added_latency(text: str, concurrency: int = 4, requests: int = 150) -> float:
+    """p99 of scraping through the exporter minus p99 of scraping the engine directly, each under
+    ``concurrency`` clients making ``requests`` scrapes."""
+    engine = _Engine(text)
+    exporter = _Process([f"bench={engine.url}"])
+    try:
+        _p99_seconds(exporter.url + "/metrics", 1, 10)  # warm: the first scrape fills the series cache
+        direct = _p99_seconds(engine.url, concurrency, requests)
+        through = _p99_seconds(exporter.url + "/metrics", concurrency, requests)
+        return through - direct
+    finally:
+        exporter.close()
+        engine.close()
+
+
+def measure_many_targets(text: str, targets: int, scrapes: int = 5, interval: float = 15.0) -> dict:
+    """CPU an exporter carrying ``targets`` targets spends per scrape, and the share of one core that
+    is at one scrape every ``interval`` seconds."""
+    engine = _Engine(text)
+    exporter = _Process([f"t{i}={engine.url}" for i in range(targets)], timeout=60)
+    try:
+        httpx.get(exporter.url + "/metrics", timeout=120).raise_for_status()  # warm the series caches
+        before, started = exporter.cpu_seconds(), time.perf_counter()
+        for _ in range(scrapes):
+            response = httpx.get(exporter.url + "/metrics", timeout=120)
+            response.raise_for_status()
+        cpu = (exporter.cpu_seconds() - before) / scrapes
+        wall = (time.perf_counter() - started) / scrapes
+        up = response.text.count(" 1.0\n", response.text.find("# TYPE llm_exporter_target_up"),
+                                 response.text.find("# HELP llm_exporter_target_scrape_duration_seconds"))
+        return {"targets": targets, "targets_up": up, "payload_samples": count_samples(text),
+                "cpu_seconds_per_scrape": cpu, "wall_seconds_per_scrape": wall,
+                "core_fraction_at_interval": cpu / interval, "interval_seconds": interval,
+                "rss_bytes": exporter.status("VmRSS")}
+    finally:
+        exporter.close()
+        engine.close()
+
+
+def run(captures: list[Path], sizes: list[int], repeat: int, as_json: bool, many_targets: int = 0) -> int:
     core = _pin_to_one_core()
     payloads = [(f"capture:{p.name}", p.read_text(encoding="utf-8")) for p in captures]
     payloads += [(f"generated:vllm-0.33:{pairs}-pairs", vllm_payload(pairs)) for pairs in sizes]
     results = []
     for name, text in payloads:
         gc.collect()
-        results.append(bench_payload(name, text, repeat))
-    largest = max(payloads, key=lambda p: count_samples(p[1]))
-    rss, peak = measure_exporter_rss(largest[1])
+        result = bench_payload(name, text, repeat)
+        result.rss_bytes, result.peak_rss_bytes = measure_rss(text)
+        results.append(result)
+    generated = [(n, t) for n, t in payloads if n.startswith("generated:")]
+    smallest = min(generated or payloads, key=lambda p: count_samples(p[1]))
     for result in results:
-        if result.payload == largest[0]:
-            result.rss_bytes, result.peak_rss_bytes = rss, peak
+        if result.payload == smallest[0]:
+            result.added_latency_p99_seconds = measure_added_latency(smallest[1])
+    fleet = measure_many_targets(smallest[1], many_targets) if many_targets else None
     if as_json:
-        print(json.dumps([asdict(r) for r in results], indent=2))
+        print(json.dumps(fleet if fleet else [asdict(r) for r in results], indent=2))
         return 0
-    print(f"infersight bench: parse+normalize+render vs prometheus_client.parser, median of {repeat}, {core}, "
-          f"Python {sys.version.split()[0]}")
-    print(f"{'payload':48} {'samples':>8} {'exporter/s':>12} {'library/s':>11} {'speedup':>8}")
+    print(f"infersight bench: parse+normalize+render vs prometheus_client.parser (parse only), median of "
+          f"{repeat}, {core}, Python {sys.version.split()[0]}")
+    print(f"{'payload':50} {'samples':>7} {'steady/s':>10} {'cold/s':>9} {'library/s':>9} {'speedup':>7} "
+          f"{'RSS MiB':>7} {'peak MiB':>8}")
     for r in results:
-        print(f"{r.payload:48} {r.payload_samples:8d} {r.samples_per_second:12,.0f} "
-              f"{r.baseline_samples_per_second:11,.0f} {r.speedup:7.1f}x")
-    print(f"exporter process RSS after 20 scrapes of {largest[0]}: {rss / 2**20:.1f} MiB (peak {peak / 2**20:.1f} MiB)")
+        print(f"{r.payload:50} {r.payload_samples:7d} {r.samples_per_second:10,.0f} {r.cold_samples_per_second:9,.0f} "
+              f"{r.baseline_samples_per_second:9,.0f} {r.speedup:6.1f}x {r.rss_bytes / 2**20:7.1f} "
+              f"{r.peak_rss_bytes / 2**20:8.1f}")
+    added = next(r.added_latency_p99_seconds for r in results if r.payload == smallest[0])
+    print(f"added p99 latency of a scrape through the exporter ({smallest[0]}, 4 concurrent clients): "
+          f"{added * 1000:.2f} ms")
+    if fleet:
+        print(f"{fleet['targets']} targets ({fleet['targets_up']} up) of {fleet['payload_samples']} samples: "
+              f"{fleet['cpu_seconds_per_scrape']:.2f} CPU s per scrape ({fleet['wall_seconds_per_scrape']:.2f} s wall), "
+              f"{fleet['core_fraction_at_interval']:.0%} of one core at a {fleet['interval_seconds']:.0f} s interval, "
+              f"RSS {fleet['rss_bytes'] / 2**20:.0f} MiB")
     return 0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -183,6 +183,8 @@ def _bench_parser(sub: argparse._SubParsersAction) -> None:
                    "6/60/592 give about 1k/10k/100k samples")
     p.add_argument("--repeat", type=int, default=5, help="timed runs per payload (median reported)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--many-targets", type=int, default=0, metavar="N",
+                   help="also measure the CPU of one exporter carrying N targets (e.g. 1000)")
     p.set_defaults(run=_run_bench)
 
 
@@ -190,7 +192,7 @@ def _run_bench(args: argparse.Namespace) -> int:
     from exporter.bench import run
 
     sizes = [int(x) for x in args.pairs.split(",") if x.strip()]
-    return run(args.captures, sizes, args.repeat, args.json)
+    return run(args.captures, sizes, args.repeat, args.json, args.many_targets)
 
 
 def main(argv: list[str] | None = None) -> int:
