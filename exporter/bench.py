@@ -27,7 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.adapters import ADAPTERS, detect_engine
 from exporter.normalize import compile_plan, normalize
-from exporter.parse import parse
+from exporter.parse import SeriesCache, parse
 from exporter.render import TargetReport, render_text
 
 # vLLM 0.33 bucket lists (shared/reference/engine-metrics.md, "Bucket defaults in 0.33.0").
@@ -121,7 +121,7 @@ def bench_payload(name: str, text: str, repeat: int) -> Result:
         raise SystemExit(f"{name}: no known engine's metrics in the payload")
     plan = compile_plan(ADAPTERS[engine])
     signals = list(plan.parts)
-    warm_cache: dict = {}
+    warm_cache = SeriesCache()
 
     def exporter_path(cache: dict | None) -> str:
         normalized = normalize(plan, parse(text, plan.wanted, series=cache))

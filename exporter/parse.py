@@ -18,11 +18,18 @@ from prometheus_client.parser import text_string_to_metric_families as _text_fam
 
 Labels = dict[str, str]
 Sample = tuple[str, Labels, float, float | None]  # (sample name, labels, value, timestamp in seconds)
-# Per target, across scrapes: the text of a sample line before its value -> (sample name, labels,
-# or None for a family that was skipped). Engines repeat their series every scrape with new
-# values only, so a known series costs a dict lookup and a float(); Prometheus' scrape cache
-# does the same. The label dicts are shared: never mutate them.
-SeriesCache = dict[str, tuple[str, Labels | None]]
+
+
+class SeriesCache(dict[str, tuple[str, "Labels | None"]]):
+    """Across scrapes: the text of a sample line before its value -> (sample name, labels, or None
+    for a family that was skipped). Engines repeat their series every scrape with new values
+    only, so a known series costs a dict lookup and a float(); Prometheus' scrape cache does the
+    same. The mapping depends on the line alone, so targets of one engine share a cache (replicas
+    of a model repeat each other's series). The label dicts are shared: never mutate them."""
+
+    def __init__(self, max_entries: int = 200_000):
+        super().__init__()
+        self.max_entries = max_entries  # then start over: bounded memory under series churn
 
 
 class ParseError(ValueError):
@@ -61,7 +68,7 @@ _ALLOWED_SUFFIXES = {
 
 
 def parse(text: str, wanted: Collection[str] | None = None, *, openmetrics: bool = False,
-          series: SeriesCache | None = None) -> list[Family]:
+          series: dict | None = None) -> list[Family]:
     """Families of ``text`` in payload order; only those named in ``wanted`` (None: all).
     ``series`` is the target's cache of known series (see SeriesCache); it is kept bounded.
 
@@ -72,7 +79,7 @@ def parse(text: str, wanted: Collection[str] | None = None, *, openmetrics: bool
             families = _parse_fast(text, wanted, series)
         except _Unusual:
             families = None
-        if series is not None and len(series) > 2 * text.count("\n") + 1000:
+        if series is not None and len(series) > getattr(series, "max_entries", 2 * text.count("\n") + 1000):
             series.clear()  # series churn (new label values every scrape): start over
         if families is not None:
             return families
@@ -133,7 +140,7 @@ def _sample(line: str, label_cache: dict[str, Labels]) -> Sample:
     return (name, labels, _number(value), ts)
 
 
-def _parse_fast(text: str, wanted: Collection[str] | None, series: SeriesCache | None = None) -> list[Family]:
+def _parse_fast(text: str, wanted: Collection[str] | None, series: dict | None = None) -> list[Family]:
     want_all = wanted is None
     if series is None:
         series = {}

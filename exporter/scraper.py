@@ -58,14 +58,15 @@ def _only_devices(families: list[Family], devices: frozenset[str]) -> list[Famil
 
 
 class TargetScraper:
-    def __init__(self, target: ResolvedTarget, max_body_bytes: int):
+    def __init__(self, target: ResolvedTarget, max_body_bytes: int,
+                 caches: dict[Engine | None, SeriesCache] | None = None):
         self.target = target
         self.max_body_bytes = max_body_bytes
         self.errors: Counter[ScrapeErrorReason] = Counter()
         self.engine: Engine | None = None if target.engine == "auto" else Engine(target.engine)
         self.plan: Plan | None = self._plan(self.engine) if self.engine else None
-        self.series_cache: SeriesCache = {}  # known series of this target, see exporter.parse
-        self.gpu_series_cache: SeriesCache = {}
+        # Known series, shared by the targets of one engine (None: dcgm-exporter); see exporter.parse.
+        self._caches = caches if caches is not None else {}
         self.nvml = NvmlReader(target.gpu.devices) if target.gpu.source is GpuSource.NVML else None
         cost = target.cost
         self.hourly_cost = (hourly_cost_dollars(cost.gpu_count, cost.gpu_hourly_dollars, cost.gpu_type,
@@ -121,7 +122,7 @@ class TargetScraper:
             self.engine, self.plan = engine, self._plan(engine)
         try:
             families = parse(payload.text, self.plan.wanted, openmetrics=payload.openmetrics,
-                             series=self.series_cache)
+                             series=self._caches.setdefault(self.engine, SeriesCache()))
             return normalize(self.plan, families, self.target.config.model)
         except ParseError as exc:
             raise ScrapeError(ScrapeErrorReason.PARSE, str(exc)) from None
@@ -151,7 +152,7 @@ class TargetScraper:
         try:
             if gpu.source is GpuSource.DCGM:
                 payload = await fetch(client, str(gpu.dcgm_url), timeout=timeout, max_bytes=self.max_body_bytes)
-                families = parse(payload.text, _DCGM_PLAN.wanted, series=self.gpu_series_cache)
+                families = parse(payload.text, _DCGM_PLAN.wanted, series=self._caches.setdefault(None, SeriesCache()))
                 families = _only_devices(families, frozenset(gpu.devices))
                 return True, normalize(_DCGM_PLAN, families)
             if gpu.source is GpuSource.NVML and self.nvml is not None:
@@ -176,7 +177,8 @@ class TargetScraper:
 
 class Scraper:
     def __init__(self, targets: list[ResolvedTarget], max_body_bytes: int):
-        self.targets = [TargetScraper(t, max_body_bytes) for t in targets]
+        caches: dict[Engine | None, SeriesCache] = {}
+        self.targets = [TargetScraper(t, max_body_bytes, caches) for t in targets]
 
     async def scrape_all(self, client: httpx.AsyncClient, timeout: float) -> list[TargetReport]:
         return list(await asyncio.gather(*(t.scrape(client, timeout) for t in self.targets)))

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.parse import Family, ParseError, _parse_fast, _Unusual, parse
+from exporter.parse import Family, ParseError, SeriesCache, _parse_fast, _Unusual, parse
 from tests.conftest import CAPTURES, OWN_FIXTURES
 
 
@@ -105,6 +105,16 @@ def test_fast_parser_matches_the_library(text: str, wanted) -> None:
     _assert_same_as_library(text, wanted)
 
 
+def test_the_series_cache_is_bounded() -> None:
+    cache = SeriesCache(max_entries=3)
+    text = "".join(f'# TYPE m{i} gauge\nm{i}{{a="{i}"}} 1\n' for i in range(5))
+    assert len(parse(text, None, series=cache)) == 5
+    assert len(cache) == 0  # 5 > 3 entries: cleared rather than grown
+    small = "".join(f'# TYPE m{i} gauge\nm{i}{{a="{i}"}} 1\n' for i in range(3))
+    parse(small, {"m0", "m1"}, series=cache)
+    assert cache == {'m0{a="0"}': ("m0", {"a": "0"}), 'm1{a="1"}': ("m1", {"a": "1"}), 'm2{a="2"}': ("m2", None)}
+
+
 @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_exposition(), _exposition(), st.one_of(st.none(), st.sets(_names, max_size=3)))
 def test_a_series_cache_from_earlier_payloads_changes_nothing(first: str, second: str, wanted) -> None:
@@ -122,7 +132,7 @@ def test_a_series_cache_from_earlier_payloads_changes_nothing(first: str, second
 
 
 def test_a_warm_cache_reads_new_values() -> None:
-    cache: dict = {}
+    cache = SeriesCache()
     text = '# TYPE vllm:x gauge\nvllm:x{model_name="m"} 1\n'
     parse(text, {"vllm:x"}, series=cache)
     assert cache == {'vllm:x{model_name="m"}': ("vllm:x", {"model_name": "m"})}
