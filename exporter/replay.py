@@ -32,11 +32,14 @@ def make_handler(body: bytes, path: str) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class ReplayServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 1024  # listen backlog: a benchmark opens a thousand connections at once
+
+
 def serve_file(file: Path, listen: str, path: str = "/metrics") -> None:
     host, _, port = listen.rpartition(":")
-    server = ThreadingHTTPServer((host, int(port)), make_handler(file.read_bytes(), path))
-    server.daemon_threads = True
-    server.request_queue_size = 1024  # a benchmark may open many connections at once
+    server = ReplayServer((host, int(port)), make_handler(file.read_bytes(), path))
     log.info("serving file=%s address=%s path=%s", file, listen, path)
     try:
         server.serve_forever()

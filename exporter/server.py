@@ -160,6 +160,7 @@ def make_handler(exporter: Exporter) -> type[BaseHTTPRequestHandler]:
 class ExporterServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # listen backlog
 
 
 class ExporterServer6(ExporterServer):

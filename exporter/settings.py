@@ -31,7 +31,7 @@ from exporter.cost import GPU_PRICES
 from exporter.schema import Engine, GpuSource
 
 EngineChoice = Engine | Literal["auto"]
-_yaml_data: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("yaml_data", default={})
+_yaml_data: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("yaml_data", default=None)
 
 
 class _Strict(BaseModel):
@@ -200,7 +200,7 @@ class _YamlSource(PydanticBaseSettingsSource):
         return None, field_name, False
 
     def __call__(self) -> dict[str, Any]:
-        return dict(_yaml_data.get())
+        return dict(_yaml_data.get() or {})
 
 
 class ConfigError(Exception):

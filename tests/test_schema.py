@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from exporter.adapters import ADAPTERS, DCGM
-from exporter.adapters.base import Row
 from exporter.schema import CATALOGUE, ENGINE_SIGNALS, Combine, Kind, Label, UnifiedMetric, check_catalogue, schema_table
 from tests.conftest import GOLDEN, REPO
 from tests.processes import require_binary
