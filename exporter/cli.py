@@ -32,6 +32,8 @@ def _exporter_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scrape-timeout", dest="scrape_timeout_seconds", type=float, metavar="SECONDS",
                    help="per-target timeout; a shorter X-Prometheus-Scrape-Timeout-Seconds wins (default 10)")
     p.add_argument("--max-body-bytes", type=int, metavar="BYTES", help="largest payload accepted (default 32 MiB)")
+    p.add_argument("--max-models", type=int, metavar="N",
+                   help="models exported per target; further models' series are dropped and counted (default 100)")
     gpu = p.add_argument_group("GPU metrics")
     gpu.add_argument("--gpu-source", choices=[s.value for s in GpuSource], help="where GPU metrics come from (default none)")
     gpu.add_argument("--dcgm-url", help="dcgm-exporter /metrics URL, for --gpu-source dcgm")
@@ -53,7 +55,7 @@ def _exporter_parser(sub: argparse._SubParsersAction) -> None:
 def _flags(args: argparse.Namespace) -> dict[str, Any]:
     """Only the flags given, nested as Settings expects, so unset ones fall through to env/YAML."""
     flags: dict[str, Any] = {}
-    for name in ("engine", "listen", "scrape_timeout_seconds", "max_body_bytes", "log_level"):
+    for name in ("engine", "listen", "scrape_timeout_seconds", "max_body_bytes", "max_models", "log_level"):
         if getattr(args, name) is not None:
             flags[name] = getattr(args, name)
     if args.targets:

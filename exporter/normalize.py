@@ -42,6 +42,7 @@ class Normalized:
 
     series: dict[UnifiedMetric, dict[LabelKey, Value]] = field(default_factory=dict)
     available: dict[UnifiedMetric, bool] = field(default_factory=dict)
+    dropped_series: int = 0  # series over the model cap, not exported
 
 
 @dataclass(frozen=True)
@@ -251,9 +252,11 @@ def _seen_models(plan: Plan, index: dict[str, Family]) -> set[str]:
     return {labels[label] for family in index.values() for _, labels, _, _ in family.samples if label in labels}
 
 
-def normalize(plan: Plan, families: Iterable[Family], model: str | None = None) -> Normalized:
+def normalize(plan: Plan, families: Iterable[Family], model: str | None = None,
+              max_models: int | None = None) -> Normalized:
     """Unified series of one payload. ``model`` names series whose engine gives no model label;
-    without it, the payload's only model (or "") is used."""
+    without it, the payload's only model (or "") is used. Beyond ``max_models`` models (in name
+    order) the series are dropped and counted, so one engine cannot flood Prometheus."""
     index = _index(plan, families)
     if model is None:
         seen = _seen_models(plan, index)
@@ -284,7 +287,22 @@ def normalize(plan: Plan, families: Iterable[Family], model: str | None = None) 
             _zero_missing_outcomes(total)
         if total:
             result.series[metric] = total
+    if max_models is not None:
+        _cap_models(result, max_models)
     return result
+
+
+def _cap_models(result: Normalized, max_models: int) -> None:
+    models = {key[0] for metric, series in result.series.items() if Label.MODEL in metric.labels for key in series}
+    if len(models) <= max_models:
+        return
+    kept = set(sorted(models)[:max_models])
+    for metric, series in result.series.items():
+        if Label.MODEL in metric.labels:
+            over = [key for key in series if key[0] not in kept]
+            for key in over:
+                del series[key]
+            result.dropped_series += len(over)
 
 
 def _zero_missing_outcomes(total: dict[LabelKey, Value]) -> None:

@@ -34,6 +34,7 @@ class TargetReport:
     gpu_up: bool | None = None  # None: no separate GPU source
     gpu: Normalized | None = None  # GPU series from dcgm/nvml
     hourly_cost_dollars: float | None = None
+    dropped_series: int = 0  # cumulative: series over the model cap
 
 
 Row = tuple[list[str], "float | Histogram"]  # label values in the metric's label order, value
@@ -69,6 +70,7 @@ def _collect(reports: Iterable[TargetReport], version: str) -> dict[UnifiedMetri
         rows[M.EXPORTER_TARGET_SCRAPE_DURATION].append((target_labels, report.duration_seconds))
         for reason in ScrapeErrorReason:
             rows[M.EXPORTER_SCRAPE_ERRORS].append((target_labels + [reason.value], report.errors.get(reason, 0)))
+        rows[M.EXPORTER_DROPPED_SERIES].append((target_labels, report.dropped_series))
         if report.hourly_cost_dollars is not None:
             rows[M.HOURLY_COST_DOLLARS].append((target_labels, report.hourly_cost_dollars))
         if report.gpu_up is not None:

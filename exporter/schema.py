@@ -162,6 +162,10 @@ class M:
     EXPORTER_GPU_SOURCE_UP = UnifiedMetric(
         "llm_exporter_gpu_source_up", Kind.GAUGE, "1 if the target's GPU source answered the last scrape, else 0.",
         _TARGET_LABELS + (Label.SOURCE,))
+    EXPORTER_DROPPED_SERIES = UnifiedMetric(
+        "llm_exporter_dropped_series_total", Kind.COUNTER,
+        "Unified series not exported because the target served more models than --max-models allows.",
+        _TARGET_LABELS)
     EXPORTER_BUILD_INFO = UnifiedMetric(
         "llm_exporter_build_info", Kind.GAUGE, "Always 1; the version label says which infersight runs.",
         (Label.VERSION,))

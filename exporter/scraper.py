@@ -59,9 +59,11 @@ def _only_devices(families: list[Family], devices: frozenset[str]) -> list[Famil
 
 class TargetScraper:
     def __init__(self, target: ResolvedTarget, max_body_bytes: int,
-                 caches: dict[Engine | None, SeriesCache] | None = None):
+                 caches: dict[Engine | None, SeriesCache] | None = None, max_models: int = 100):
         self.target = target
         self.max_body_bytes = max_body_bytes
+        self.max_models = max_models
+        self.dropped_series = 0
         self.errors: Counter[ScrapeErrorReason] = Counter()
         self.engine: Engine | None = None if target.engine == "auto" else Engine(target.engine)
         self.plan: Plan | None = self._plan(self.engine) if self.engine else None
@@ -123,9 +125,15 @@ class TargetScraper:
         try:
             families = parse(payload.text, self.plan.wanted, openmetrics=payload.openmetrics,
                              series=self._caches.setdefault(self.engine, SeriesCache()))
-            return normalize(self.plan, families, self.target.config.model)
+            normalized = normalize(self.plan, families, self.target.config.model, self.max_models)
         except ParseError as exc:
             raise ScrapeError(ScrapeErrorReason.PARSE, str(exc)) from None
+        if normalized.dropped_series:
+            if not self.dropped_series:
+                log.warning("too many models engine=%s target=%s max_models=%d dropped_series=%d",
+                            self.engine_label, self.target.name, self.max_models, normalized.dropped_series)
+            self.dropped_series += normalized.dropped_series
+        return normalized
 
     def report(self, normalized: Normalized | None, failure: ScrapeError | None, duration: float,
                gpu_up: bool | None = None, gpu: Normalized | None = None) -> TargetReport:
@@ -145,6 +153,7 @@ class TargetScraper:
             gpu_up=gpu_up,
             gpu=gpu,
             hourly_cost_dollars=self.hourly_cost,
+            dropped_series=self.dropped_series,
         )
 
     async def _scrape_gpu(self, client: httpx.AsyncClient, timeout: float) -> tuple[bool | None, Normalized | None]:
@@ -176,9 +185,9 @@ class TargetScraper:
 
 
 class Scraper:
-    def __init__(self, targets: list[ResolvedTarget], max_body_bytes: int):
+    def __init__(self, targets: list[ResolvedTarget], max_body_bytes: int, max_models: int = 100):
         caches: dict[Engine | None, SeriesCache] = {}
-        self.targets = [TargetScraper(t, max_body_bytes, caches) for t in targets]
+        self.targets = [TargetScraper(t, max_body_bytes, caches, max_models) for t in targets]
 
     async def scrape_all(self, client: httpx.AsyncClient, timeout: float) -> list[TargetReport]:
         return list(await asyncio.gather(*(t.scrape(client, timeout) for t in self.targets)))

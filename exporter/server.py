@@ -55,7 +55,8 @@ class Exporter:
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.scraper = Scraper([settings.resolved(t) for t in settings.targets], settings.max_body_bytes)
+        self.scraper = Scraper([settings.resolved(t) for t in settings.targets], settings.max_body_bytes,
+                               settings.max_models)
         # The exporter's own process, python and gc metrics: its RSS is part of its cost.
         self._runtime = CollectorRegistry()
         for collector in (ProcessCollector, PlatformCollector, GCCollector):

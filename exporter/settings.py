@@ -146,6 +146,7 @@ class Settings(BaseSettings):
     listen: str = "0.0.0.0:9400"
     scrape_timeout_seconds: PositiveFloat = 10.0
     max_body_bytes: PositiveInt = 32 * 1024 * 1024
+    max_models: PositiveInt = 100  # per target; the series of further models are dropped and counted
     auth: Auth = Auth()
     gpu: GpuConfig = GpuConfig()
     cost: CostConfig = CostConfig()

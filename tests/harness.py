@@ -55,7 +55,8 @@ def failure_series(engine: str, target: str, reason: str, count: int = 1) -> lis
     """Exactly what a failed target shows: up 0 and its error counters, nothing else."""
     from exporter.schema import ScrapeErrorReason
 
-    lines = [f'llm_exporter_target_up{{engine="{engine}",target="{target}"}} 0.0']
+    lines = [f'llm_exporter_target_up{{engine="{engine}",target="{target}"}} 0.0',
+             f'llm_exporter_dropped_series_total{{engine="{engine}",target="{target}"}} 0.0']
     for r in ScrapeErrorReason:
         n = float(count if r.value == reason else 0)
         lines.append(f'llm_exporter_scrape_errors_total{{engine="{engine}",reason="{r.value}",target="{target}"}} {n!r}')

@@ -30,6 +30,7 @@ vllm:generation_tokens_total{engine="0",model_name="m"} 100.0
 
 HEALTHY_SERIES = sorted([
     'llm_exporter_target_up{engine="vllm",target="good"} 1.0',
+    'llm_exporter_dropped_series_total{engine="vllm",target="good"} 0.0',
     *[f'llm_exporter_scrape_errors_total{{engine="vllm",reason="{r}",target="good"}} 0.0'
       for r in ("timeout", "connect", "http_status", "parse", "too_large")],
     'llm_requests_running{engine="vllm",model="m",target="good"} 3.0',
@@ -234,3 +235,23 @@ def test_health_and_readiness_endpoints(engines: EngineServer) -> None:
         assert httpx.get(url + "/-/healthy").text == "Healthy\n"
         ready = httpx.get(url + "/-/ready")
         assert (ready.status_code, ready.text) == (200, "Ready\n")
+
+
+def test_ten_thousand_models_are_capped_with_a_counted_drop(engines: EngineServer) -> None:
+    models = [f"org/model-{i:05d}" for i in range(10_000)]
+    engines.serve("/many", "# TYPE vllm:num_requests_running gauge\n"
+                  + "".join(f'vllm:num_requests_running{{model_name="{m}"}} 1\n' for m in models)
+                  + "# TYPE vllm:kv_cache_usage_perc gauge\n"
+                  + "".join(f'vllm:kv_cache_usage_perc{{model_name="{m}"}} 0.5\n' for m in models))
+    with running_exporter(engine="vllm", max_models=3,
+                          targets=[f"good={engines.url('/good')}", f"many={engines.url('/many')}"]) as url:
+        scrape(url)
+        text = scrape(url)
+    kept = [line for line in series(text, "many") if not line.startswith("llm_exporter")]
+    assert kept == sorted(
+        [f'llm_kv_cache_usage_ratio{{engine="vllm",model="org/model-0000{i}",target="many"}} 0.5' for i in range(3)]
+        + [f'llm_requests_running{{engine="vllm",model="org/model-0000{i}",target="many"}} 1.0' for i in range(3)])
+    # Two scrapes, each dropping 2 x 9,997 series; the target itself stays up.
+    assert 'llm_exporter_dropped_series_total{engine="vllm",target="many"} 39988.0' in series(text, "many")
+    assert 'llm_exporter_target_up{engine="vllm",target="many"} 1.0' in series(text, "many")
+    assert series(text, "good") == HEALTHY_SERIES

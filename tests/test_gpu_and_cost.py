@@ -26,6 +26,7 @@ DCGM_FI_DEV_POWER_USAGE{gpu="1",UUID="GPU-bbb",pci_bus_id="00000000:0F:00.0",dev
 """
 
 ENGINE_SERIES = [
+    'llm_exporter_dropped_series_total{engine="vllm",target="a"} 0.0',
     'llm_exporter_scrape_errors_total{engine="vllm",reason="connect",target="a"} 0.0',
     'llm_exporter_scrape_errors_total{engine="vllm",reason="http_status",target="a"} 0.0',
     'llm_exporter_scrape_errors_total{engine="vllm",reason="parse",target="a"} 0.0',
