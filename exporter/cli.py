@@ -48,6 +48,8 @@ def _exporter_parser(sub: argparse._SubParsersAction) -> None:
     auth.add_argument("--bearer-token-file", type=Path, help="file holding a bearer token")
     auth.add_argument("--basic-auth-user", help="basic-auth user name")
     auth.add_argument("--basic-auth-password-file", type=Path, help="file holding the basic-auth password")
+    p.add_argument("--web.config.file", dest="web_config_file", type=Path, metavar="FILE",
+                   help="TLS and basic auth for /metrics, in the Prometheus exporter-toolkit format")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     p.set_defaults(run=_run_exporter)
 
@@ -55,7 +57,8 @@ def _exporter_parser(sub: argparse._SubParsersAction) -> None:
 def _flags(args: argparse.Namespace) -> dict[str, Any]:
     """Only the flags given, nested as Settings expects, so unset ones fall through to env/YAML."""
     flags: dict[str, Any] = {}
-    for name in ("engine", "listen", "scrape_timeout_seconds", "max_body_bytes", "max_models", "log_level"):
+    for name in ("engine", "listen", "scrape_timeout_seconds", "max_body_bytes", "max_models", "log_level",
+                 "web_config_file"):
         if getattr(args, name) is not None:
             flags[name] = getattr(args, name)
     if args.targets:
@@ -95,6 +98,12 @@ def _run_exporter(args: argparse.Namespace) -> int:
             print(f"error: {problem}", file=sys.stderr)
         return 1
     if args.check_config:
+        if settings.web_config_file is not None:
+            from exporter.webconfig import load_web_config
+
+            web = load_web_config(settings.web_config_file)
+            print(f"ok: web config {settings.web_config_file} tls={'yes' if web.tls_server_config else 'no'} "
+                  f"basic_auth_users={len(web.basic_auth_users)}")
         for target in settings.targets:
             resolved = settings.resolved(target)
             print(f"ok: target {resolved.name} engine={resolved.engine} url={resolved.url} "

@@ -24,6 +24,7 @@ from exporter.fetch import new_client
 from exporter.render import FamilySet, TargetReport, build_families, render_text
 from exporter.scraper import Scraper
 from exporter.settings import Settings
+from exporter.webconfig import BasicAuth, WebConfig, load_web_config, ssl_context
 
 log = logging.getLogger("infersight.exporter")
 
@@ -55,6 +56,9 @@ class Exporter:
 
     def __init__(self, settings: Settings):
         self.settings = settings
+        web = load_web_config(settings.web_config_file) if settings.web_config_file else WebConfig()
+        self.ssl_context = ssl_context(web)
+        self.basic_auth = BasicAuth(web.basic_auth_users)
         self.scraper = Scraper([settings.resolved(t) for t in settings.targets], settings.max_body_bytes,
                                settings.max_models)
         # The exporter's own process, python and gc metrics: its RSS is part of its cost.
@@ -130,6 +134,10 @@ def make_handler(exporter: Exporter) -> type[BaseHTTPRequestHandler]:
                 self._send(404, b"Not found\n", "text/plain; charset=utf-8")
 
         def _metrics(self) -> None:
+            if not exporter.basic_auth.allows(self.headers.get("Authorization")):
+                self._send(401, b"Unauthorized\n", "text/plain; charset=utf-8",
+                           {"WWW-Authenticate": 'Basic realm="infersight"'})
+                return
             timeout = exporter.scrape_timeout(self.headers.get("X-Prometheus-Scrape-Timeout-Seconds"))
             try:
                 body, content_type = exporter.exposition(self.headers.get("Accept"), timeout)
@@ -168,13 +176,21 @@ class ExporterServer6(ExporterServer):
     address_family = socket.AF_INET6
 
 
-def serve(settings: Settings) -> None:
-    """Run until interrupted (SIGINT/SIGTERM)."""
-    exporter = Exporter(settings)
-    host, _, port = settings.listen.rpartition(":")
+def make_server(exporter: Exporter, listen: str) -> ExporterServer:
+    host, _, port = listen.rpartition(":")
     host = host.strip("[]")
     server_class = ExporterServer6 if ":" in host else ExporterServer  # [::]:9400 listens on IPv6
     server = server_class((host, int(port)), make_handler(exporter))
+    if exporter.ssl_context is not None:  # the TLS handshake then runs in each connection's thread
+        server.socket = exporter.ssl_context.wrap_socket(server.socket, server_side=True,
+                                                         do_handshake_on_connect=False)
+    return server
+
+
+def serve(settings: Settings) -> None:
+    """Run until interrupted (SIGINT/SIGTERM)."""
+    exporter = Exporter(settings)
+    server = make_server(exporter, settings.listen)
     log.info("listening address=%s targets=%d version=%s", settings.listen, len(settings.targets), __version__)
     try:
         server.serve_forever()

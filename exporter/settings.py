@@ -151,11 +151,24 @@ class Settings(BaseSettings):
     gpu: GpuConfig = GpuConfig()
     cost: CostConfig = CostConfig()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    web_config_file: Path | None = None  # TLS and basic auth for /metrics (exporter-toolkit format)
 
     @field_validator("listen")
     @classmethod
     def _check_listen(cls, value: str) -> str:
         return _listen_address(value)
+
+    @field_validator("web_config_file")
+    @classmethod
+    def _web_config_loads(cls, path: Path | None) -> Path | None:
+        if path is not None:
+            from exporter.webconfig import WebConfigError, load_web_config
+
+            try:
+                load_web_config(path)
+            except WebConfigError as exc:
+                raise ValueError(str(exc)) from None
+        return path
 
     @model_validator(mode="after")
     def _unique_names(self) -> Settings:

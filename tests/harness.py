@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.server import Exporter, ExporterServer, make_handler
+from exporter.server import Exporter, make_server
 from exporter.settings import load_settings
 
 
@@ -19,11 +19,12 @@ from exporter.settings import load_settings
 def running_exporter(**flags: Any) -> Iterator[str]:
     """The exporter serving on an ephemeral 127.0.0.1 port; yields its base URL."""
     exporter = Exporter(load_settings(flags))
-    server = ExporterServer(("127.0.0.1", 0), make_handler(exporter))
+    server = make_server(exporter, "127.0.0.1:0")
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
+    scheme = "https" if exporter.ssl_context else "http"
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        yield f"{scheme}://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
