@@ -123,6 +123,7 @@ scrape_configs:
     finally:
         engine.close()
         webhook.close()
+    print(f"page {paged_after:.1f} s after the regression; resolved notification received")
     fast_burn = [a for a in page["alerts"] if a["labels"]["long_window"] == "1h"]
     assert [a["labels"] for a in fast_burn] == [{
         "alertname": "LLMErrorBudgetBurn", "slo": "ttft", "severity": "page", "long_window": "1h",
