@@ -151,3 +151,15 @@ def test_basic_auth_from_a_password_file(tmp_path: Path) -> None:
     finally:
         engine.close()
     assert engine.behaviours["/m"].requests[0]["Authorization"] == "Basic aW5mZXJzaWdodDpwYTpzcw=="
+
+
+def test_the_example_configuration_is_valid() -> None:
+    from tests.conftest import REPO
+
+    result = check_config("--config", str(REPO / "examples" / "exporter.yaml"))
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout.splitlines() == [
+        "ok: target vllm engine=vllm url=http://127.0.0.1:18000/metrics gpu=none auth=no",
+        "ok: target triton engine=triton url=http://127.0.0.1:18002/metrics gpu=engine auth=no",
+        "ok: target nim engine=nim url=http://127.0.0.1:18003/v1/metrics gpu=none auth=no",
+    ]
