@@ -30,6 +30,11 @@ class SeriesCache(dict[str, tuple[str, "Labels | None"]]):
     def __init__(self, max_entries: int = 200_000):
         super().__init__()
         self.max_entries = max_entries  # then start over: bounded memory under series churn
+        self.comments: dict[str, tuple[str, str, str, tuple[str, ...]]] = {}  # HELP/TYPE lines, decoded
+
+    def clear(self) -> None:
+        super().clear()
+        self.comments.clear()
 
 
 class ParseError(ValueError):
@@ -79,7 +84,8 @@ def parse(text: str, wanted: Collection[str] | None = None, *, openmetrics: bool
             families = _parse_fast(text, wanted, series)
         except _Unusual:
             families = None
-        if series is not None and len(series) > getattr(series, "max_entries", 2 * text.count("\n") + 1000):
+        limit = getattr(series, "max_entries", 2 * text.count("\n") + 1000)
+        if series is not None and (len(series) > limit or len(getattr(series, "comments", ())) > limit):
             series.clear()  # series churn (new label values every scrape): start over
         if families is not None:
             return families
@@ -140,10 +146,43 @@ def _sample(line: str, label_cache: dict[str, Labels]) -> Sample:
     return (name, labels, _number(value), ts)
 
 
+_IGNORED = ("", "", "", ())
+
+
+def _comment(line: str) -> tuple[str, str, str, tuple[str, ...]]:
+    """What a comment line means to the parser: (HELP or TYPE or "", name, help text or type,
+    the sample names a TYPE allows). Same rules as prometheus_client's parser."""
+    parts = _COMMENT_SPLIT(line, 3)
+    if '"' in "".join(parts[:3]):
+        raise _Unusual  # quoted names change how the library splits
+    if len(parts) < 2:
+        return _IGNORED
+    keyword = parts[1]
+    candidate = ""
+    if len(parts) > 2:
+        if keyword != "TYPE" and keyword != "HELP":
+            return _IGNORED
+        candidate = parts[2]
+        if _METRIC_NAME.fullmatch(candidate) is None:
+            raise _Unusual
+    if keyword == "HELP":
+        doc = parts[3] if len(parts) == 4 else ""
+        if "\\" in doc:
+            doc = _HELP_ESCAPES.sub(lambda m: "\n" if m.group() == "\\n" else "\\", doc)
+        return ("HELP", candidate, doc, ())
+    if keyword == "TYPE":
+        if len(parts) < 4 or parts[3] not in _TYPES and parts[3] != "untyped":
+            raise _Unusual
+        typ = parts[3]
+        return ("TYPE", candidate, typ, tuple(candidate + suffix for suffix in _ALLOWED_SUFFIXES.get(typ, ("",))))
+    return _IGNORED
+
+
 def _parse_fast(text: str, wanted: Collection[str] | None, series: dict | None = None) -> list[Family]:
     want_all = wanted is None
     if series is None:
         series = {}
+    comments = getattr(series, "comments", {})  # comment lines repeat across scrapes too
     # A counter family may be named with or without _total on its TYPE line.
     raw_wanted = set() if want_all else {n for w in wanted for n in (w, w + "_total")}
     families: list[Family] = []
@@ -155,6 +194,7 @@ def _parse_fast(text: str, wanted: Collection[str] | None, series: dict | None =
     label_cache: dict[str, Labels] = {}
 
     seen: set[str] = set()  # heads of the kept series, to count duplicates
+    seen_add = seen.add
 
     def close() -> None:
         family_name, family_type, family_samples = name, typ, samples
@@ -173,19 +213,10 @@ def _parse_fast(text: str, wanted: Collection[str] | None, series: dict | None =
         if not line:
             continue
         if line[0] == "#":
-            parts = _COMMENT_SPLIT(line, 3)
-            if '"' in "".join(parts[:3]):
-                raise _Unusual  # quoted names change how the library splits
-            if len(parts) < 2:
-                continue
-            keyword = parts[1]
-            candidate = ""
-            if len(parts) > 2:
-                if keyword != "TYPE" and keyword != "HELP":
-                    continue
-                candidate = parts[2]
-                if _METRIC_NAME.fullmatch(candidate) is None:
-                    raise _Unusual
+            record = comments.get(line)
+            if record is None:
+                record = comments[line] = _comment(line)
+            keyword, candidate, rest, record_allowed = record
             if keyword == "HELP":
                 if candidate != name:
                     if name != "":
@@ -193,19 +224,14 @@ def _parse_fast(text: str, wanted: Collection[str] | None, series: dict | None =
                     name, typ, samples, duplicates = candidate, "untyped", [], 0
                     allowed = (candidate,)
                     keep = want_all or candidate in raw_wanted
-                doc = parts[3] if len(parts) == 4 else ""
-                if "\\" in doc:
-                    doc = _HELP_ESCAPES.sub(lambda m: "\n" if m.group() == "\\n" else "\\", doc)
+                doc = rest
             elif keyword == "TYPE":
-                if len(parts) < 4 or parts[3] not in _TYPES and parts[3] != "untyped":
-                    raise _Unusual
                 if candidate != name:
                     if name != "":
                         close()
                     name, doc, samples, duplicates = candidate, "", [], 0
                     keep = want_all or candidate in raw_wanted
-                typ = parts[3]
-                allowed = tuple(name + suffix for suffix in _ALLOWED_SUFFIXES.get(typ, ("",)))
+                typ, allowed = rest, record_allowed
             continue
 
         head, _, value = line.rpartition(" ")
@@ -236,10 +262,16 @@ def _parse_fast(text: str, wanted: Collection[str] | None, series: dict | None =
             if known is None:
                 series[head] = (sample_name, None)
         elif labels is not None:  # seen in an earlier scrape: only the value is new
-            samples.append((sample_name, labels, _number(value), None))
+            if "_" in value:
+                raise _Unusual
+            try:
+                samples.append((sample_name, labels, float(value), None))
+            except ValueError:
+                raise _Unusual from None
             if head in seen:
                 duplicates += 1
-            seen.add(head)
+            else:
+                seen_add(head)
         else:
             sample = _sample(line, label_cache)
             samples.append(sample)
@@ -248,7 +280,7 @@ def _parse_fast(text: str, wanted: Collection[str] | None, series: dict | None =
             line_key = head if sample[3] is None else line.rsplit(" ", 2)[0]  # a series, without its value
             if line_key in seen:
                 duplicates += 1
-            seen.add(line_key)
+            seen_add(line_key)
     if name != "":
         close()
     return families
