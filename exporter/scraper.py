@@ -14,11 +14,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import httpx
 
 from exporter.adapters import ADAPTERS, DCGM, detect_engine
 from exporter.cost import hourly_cost_dollars
-from exporter.fetch import Credentials, Payload, ScrapeError, fetch
+from exporter.fetch import Credentials, FetchClient, Payload, ScrapeError, fetch
 from exporter.normalize import Normalized, Plan, compile_plan, normalize
 from exporter.nvml import NvmlReader, NvmlUnavailable
 from exporter.parse import Family, ParseError, SeriesCache, parse
@@ -91,13 +90,13 @@ class TargetScraper:
             expected += list(GPU_SIGNALS)
         return expected
 
-    async def scrape(self, client: httpx.AsyncClient, timeout: float) -> TargetReport:
+    async def scrape(self, client: FetchClient, timeout: float) -> TargetReport:
         """Join a scrape of this target that is already running, else start one."""
         if self._inflight is None or self._inflight.done():
             self._inflight = asyncio.ensure_future(self._scrape(client, timeout))
         return await asyncio.shield(self._inflight)
 
-    async def _scrape(self, client: httpx.AsyncClient, timeout: float) -> TargetReport:
+    async def _scrape(self, client: FetchClient, timeout: float) -> TargetReport:
         started = time.monotonic()
         gpu_task = asyncio.ensure_future(self._scrape_gpu(client, timeout))
         normalized, failure = None, None
@@ -156,7 +155,7 @@ class TargetScraper:
             dropped_series=self.dropped_series,
         )
 
-    async def _scrape_gpu(self, client: httpx.AsyncClient, timeout: float) -> tuple[bool | None, Normalized | None]:
+    async def _scrape_gpu(self, client: FetchClient, timeout: float) -> tuple[bool | None, Normalized | None]:
         gpu = self.target.gpu
         try:
             if gpu.source is GpuSource.DCGM:
@@ -189,5 +188,5 @@ class Scraper:
         caches: dict[Engine | None, SeriesCache] = {}
         self.targets = [TargetScraper(t, max_body_bytes, caches, max_models) for t in targets]
 
-    async def scrape_all(self, client: httpx.AsyncClient, timeout: float) -> list[TargetReport]:
+    async def scrape_all(self, client: FetchClient, timeout: float) -> list[TargetReport]:
         return list(await asyncio.gather(*(t.scrape(client, timeout) for t in self.targets)))

@@ -12,15 +12,15 @@ import gzip
 import logging
 import socket
 import threading
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import httpx
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 from prometheus_client.exposition import choose_encoder
 
 from exporter import __version__
-from exporter.fetch import new_client
+from exporter.fetch import FetchClient, new_client
 from exporter.render import FamilySet, TargetReport, build_families, render_text
 from exporter.scraper import Scraper
 from exporter.settings import Settings
@@ -56,6 +56,8 @@ class Exporter:
 
     def __init__(self, settings: Settings):
         self.settings = settings
+        self._lock = threading.Lock()
+        self._in_progress: dict[bool, Future] = {}  # answers being rendered, by format (OpenMetrics?)
         web = load_web_config(settings.web_config_file) if settings.web_config_file else WebConfig()
         self.ssl_context = ssl_context(web)
         self.basic_auth = BasicAuth(web.basic_auth_users)
@@ -68,10 +70,10 @@ class Exporter:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="scrape-loop", daemon=True)
         self._thread.start()
-        self._client: httpx.AsyncClient = self._call(self._make_client(), timeout=10)
+        self._client: FetchClient = self._call(self._make_client(), timeout=10)
 
     @staticmethod
-    async def _make_client() -> httpx.AsyncClient:
+    async def _make_client() -> FetchClient:
         return new_client()
 
     def _call(self, coroutine, timeout: float):
@@ -95,9 +97,31 @@ class Exporter:
         return self._call(self.scraper.scrape_all(self._client, timeout), timeout=timeout + 30)
 
     def exposition(self, accept: str | None, timeout: float) -> tuple[bytes, str]:
+        """One scrape's answer. Requests that arrive while another is being answered in the same
+        format share its answer (two Prometheus replicas, a retry): one fetch, one render."""
+        openmetrics = wants_openmetrics_only(accept)
+        with self._lock:
+            shared = self._in_progress.get(openmetrics)
+            owner = shared is None
+            if owner:
+                shared = self._in_progress[openmetrics] = Future()
+        if not owner:
+            return shared.result()
+        try:
+            answer = self._render(openmetrics, accept, timeout)
+            shared.set_result(answer)
+            return answer
+        except BaseException as exc:
+            shared.set_exception(exc)
+            raise
+        finally:
+            with self._lock:
+                del self._in_progress[openmetrics]
+
+    def _render(self, openmetrics: bool, accept: str | None, timeout: float) -> tuple[bytes, str]:
         reports = self.reports(timeout)
         runtime = list(self._runtime.collect())
-        if wants_openmetrics_only(accept):
+        if openmetrics:
             encoder, content_type = choose_encoder(accept or "")
             return encoder(FamilySet(build_families(reports, __version__) + runtime)), content_type
         return render_text(reports, __version__, runtime).encode("utf-8"), TEXT_CONTENT_TYPE

@@ -58,12 +58,33 @@ class EngineServer:
                 if b is None:
                     self._reply(404, b"not found\n")
                     return
-                b.requests.append(dict(self.headers.items()))
+                b.requests.append({**dict(self.headers.items()), "client-port": str(self.client_address[1])})
                 if b.mode == "slow":
                     time.sleep(b.delay)
                     self._reply(200, b.body)
                 elif b.mode == "status":
                     self._reply(b.status, b"engine error\n")
+                elif b.mode == "redirect":  # to the path in the body, relative
+                    self.send_response(302)
+                    self.send_header("Location", b.body.decode())
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                elif b.mode == "chunked":
+                    self.send_response(200)
+                    self.send_header("Content-Type", b.content_type)
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    for i in range(0, len(b.body), 1000):
+                        piece = b.body[i:i + 1000]
+                        self.wfile.write(f"{len(piece):x};ext=1\r\n".encode() + piece + b"\r\n")
+                    self.wfile.write(b"0\r\nX-Trailer: 1\r\n\r\n")
+                elif b.mode == "until_close":  # no Content-Length: the body ends with the connection
+                    self.send_response(200)
+                    self.send_header("Content-Type", b.content_type)
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    self.wfile.write(b.body)
+                    self.close_connection = True
                 elif b.mode == "redirect_loop":
                     self.send_response(302)
                     self.send_header("Location", self.path)

@@ -111,7 +111,9 @@ scrape_configs:
              running(am_cmd, f"http://127.0.0.1:{am_port}/-/ready", log=tmp_path / "am.log"), \
              running(prometheus_cmd, f"http://127.0.0.1:{prometheus_port}/-/ready", log=tmp_path / "prom.log"):
             time.sleep(20)  # first scrape after ~5.5 s, then normal traffic: TTFT 0.12 s
-            assert webhook.received == []
+            # No page. (A LLMSLOMissingData ticket may come from the seconds before the first scrape:
+            # at --time-scale 60 its `for` is 5 s, shorter than Prometheus' start.)
+            assert [path for path, _ in webhook.received if path == "/pager"] == []
 
             engine.slow_ttft_seconds = 2.0  # every request now misses the 0.5 s objective
             regressed = time.monotonic()
@@ -134,4 +136,6 @@ scrape_configs:
     assert paged_after < 45
     assert all(a["status"] == "resolved" for a in resolved["alerts"] if a["labels"]["long_window"] == "1h")
     # Nothing but the TTFT SLO paged: ITL and availability stayed healthy throughout.
-    assert {a["labels"]["slo"] for _, body in webhook.received for a in body["alerts"]} == {"ttft"}
+    assert {a["labels"]["slo"] for path, body in webhook.received if path == "/pager" for a in body["alerts"]} == {"ttft"}
+    assert {a["labels"]["alertname"] for path, body in webhook.received if path == "/ticket"
+            for a in body["alerts"]} <= {"LLMSLOMissingData"}
