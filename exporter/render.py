@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -40,10 +40,25 @@ class TargetReport:
 Row = tuple[list[str], "float | Histogram"]  # label values in the metric's label order, value
 
 
-def _buckets(hist: Histogram) -> list[tuple[str, float]]:
+def _buckets(hist: Histogram, go: Callable[[float], str] = floatToGoString) -> list[tuple[str, float]]:
     buckets = dict(hist.buckets)
     buckets.setdefault(math.inf, hist.count)  # an engine that omits +Inf still has a count
-    return [(floatToGoString(bound), buckets[bound]) for bound in sorted(buckets)]
+    return [(go(bound), buckets[bound]) for bound in sorted(buckets)]
+
+
+def _go_float_cache() -> Callable[[float], str]:
+    """floatToGoString, remembered for one render: bucket bounds and counts repeat a lot."""
+    cache: dict[float, str] = {}
+
+    def go(value: float) -> str:
+        text = cache.get(value)
+        if text is None:
+            text = floatToGoString(value)
+            if value != 0:  # 0.0 and -0.0 are equal keys but print differently
+                cache[value] = text
+        return text
+
+    return go
 
 
 def _label_values(metric: UnifiedMetric, engine: str, target: str, key: Sequence[str]) -> list[str]:
@@ -111,6 +126,7 @@ def render_text(reports: Iterable[TargetReport], version: str, extra: list[Metri
     """The text format of one scrape, written straight from the collected series: the same bytes
     as ``text_exposition(build_families(...) + extra)``, without building per-sample objects."""
     out = []
+    go = _go_float_cache()
     for metric, series in _collect(reports, version).items():
         names = [label.value for label in metric.labels]
         help_text = metric.help.replace("\\", "\\\\").replace("\n", "\\n")
@@ -120,7 +136,7 @@ def render_text(reports: Iterable[TargetReport], version: str, extra: list[Metri
             for values, value in series:
                 pairs = ",".join([f'{names[i]}="{_label_value(values[i])}"' for i in order])
                 labels = f"{{{pairs}}}" if pairs else ""
-                out.append(f"{metric.name}{labels} {floatToGoString(value)}\n")
+                out.append(f"{metric.name}{labels} {go(value)}\n")
             continue
         before = [i for i in order if names[i] < "le"]
         after = [i for i in order if names[i] > "le"]
@@ -129,13 +145,13 @@ def render_text(reports: Iterable[TargetReport], version: str, extra: list[Metri
             tail = ",".join([f'{names[i]}="{_label_value(values[i])}"' for i in after])
             bucket_open = f"{metric.name}_bucket{{{head},le=\"" if head else f"{metric.name}_bucket{{le=\""
             bucket_close = f"\",{tail}}} " if tail else "\"} "
-            buckets = _buckets(hist)
+            buckets = _buckets(hist, go)
             for le, count in buckets:
-                out.append(f"{bucket_open}{le}{bucket_close}{floatToGoString(count)}\n")
+                out.append(f"{bucket_open}{le}{bucket_close}{go(count)}\n")
             if float(buckets[0][0]) >= 0:  # prometheus_client drops count and sum after negative buckets
                 plain = ",".join([f'{names[i]}="{_label_value(values[i])}"' for i in order])
-                out.append(f"{metric.name}_count{{{plain}}} {floatToGoString(buckets[-1][1])}\n"
-                           f"{metric.name}_sum{{{plain}}} {floatToGoString(hist.sum)}\n")
+                out.append(f"{metric.name}_count{{{plain}}} {go(buckets[-1][1])}\n"
+                           f"{metric.name}_sum{{{plain}}} {go(hist.sum)}\n")
     if extra:
         out.append(text_exposition(list(extra)))
     return "".join(out)

@@ -89,3 +89,18 @@ def test_an_openmetrics_only_client_gets_openmetrics() -> None:
     assert om.headers["content-type"].startswith("application/openmetrics-text; version=1.0.0")
     assert om.text.endswith("# EOF\n")
     assert text.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
+
+
+def test_direct_rendering_matches_for_signed_zeros_and_special_values() -> None:
+    import math as m
+
+    from exporter.normalize import Histogram, Normalized
+    from exporter.render import TargetReport, build_families, render_text
+    from exporter.schema import M
+
+    normalized = Normalized(series={
+        M.KV_CACHE_USAGE_RATIO: {("a",): 0.0, ("b",): -0.0, ("c",): m.nan, ("d",): m.inf, ("e",): 1234567.0},
+        M.TIME_TO_FIRST_TOKEN: {("a",): Histogram({0.5: 0.0, 1e6: -0.0, m.inf: 3.0}, -0.0, 3.0)},
+    }, available={M.KV_CACHE_USAGE_RATIO: True})
+    report = TargetReport("vllm", 't"1\\', True, 0.25, {}, normalized, [M.KV_CACHE_USAGE_RATIO])
+    assert render_text([report], "v") == text_exposition(build_families([report], "v"))
