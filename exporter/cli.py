@@ -22,7 +22,7 @@ def _exporter_parser(sub: argparse._SubParsersAction) -> None:
         "exporter", help="scrape engines and serve normalized metrics",
         description="Scrape LLM engines' /metrics and serve them in infersight's unified schema. "
                     "Flags override INFERSIGHT_* environment variables, which override the --config file.")
-    p.add_argument("--config", type=Path, help="YAML configuration file (see README, Configuration)")
+    p.add_argument("--config", type=Path, help="YAML configuration file (see examples/exporter.yaml)")
     p.add_argument("--check-config", action="store_true", help="validate the configuration, print problems, exit")
     p.add_argument("--engine", choices=[e.value for e in Engine] + ["auto"], help="engine of the targets (default auto)")
     p.add_argument("--target", dest="targets", action="append", metavar="[NAME=]URL",
@@ -184,6 +184,28 @@ def _run_rules(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dashboards_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("dashboards", help="generate the Grafana dashboards (needs the grafana extra)",
+                       description="Write grafana/dashboards/*.json from the schema and the SLO rule names.")
+    p.add_argument("--output", type=Path, default=Path("grafana/dashboards"))
+    p.add_argument("--check", action="store_true", help="exit 1 if the committed files differ from a fresh generation")
+    p.set_defaults(run=_run_dashboards)
+
+
+def _run_dashboards(args: argparse.Namespace) -> int:
+    from exporter.grafana import DASHBOARDS, render, write
+
+    if args.check:
+        stale = [name for name, build in DASHBOARDS.items()
+                 if not (args.output / name).exists() or (args.output / name).read_text(encoding="utf-8") != render(build)]
+        for name in stale:
+            print(f"error: {args.output / name} is stale; run: infersight dashboards", file=sys.stderr)
+        return 1 if stale else 0
+    for path in write(args.output):
+        print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
 def _bench_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="measure the exporter's speed and memory",
                        description="Time parse+normalize+render against prometheus_client.parser on the same "
@@ -213,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     _exporter_parser(sub)
     _replay_parser(sub)
     _rules_parser(sub)
+    _dashboards_parser(sub)
     _bench_parser(sub)
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop cleanly in a pod

@@ -136,7 +136,7 @@ def _listen_address(value: str) -> str:
 
 
 class Settings(BaseSettings):
-    """Everything ``infersight exporter`` needs. See README, "Configuration"."""
+    """Everything ``infersight exporter`` needs (README, "The exporter"; examples/exporter.yaml)."""
 
     model_config = SettingsConfigDict(
         env_prefix="INFERSIGHT_", env_nested_delimiter="__", extra="forbid", frozen=True)

@@ -6,9 +6,9 @@ from __future__ import annotations
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from exporter.adapters.vllm import ITL_BUCKETS, TTFT_BUCKETS
+from exporter.adapters.vllm import ITL_BUCKETS, LATENCY_BUCKETS, TTFT_BUCKETS
 
 MODEL = "meta-llama/Llama-3.1-8B-Instruct"
 
@@ -23,6 +23,20 @@ class LiveEngine:
                              registry=self.registry).labels("0", MODEL)
         self.finished = Counter("vllm:request_success", "finished", labels + ["finished_reason"],
                                 registry=self.registry).labels("0", MODEL, "stop")
+        self.e2e = Histogram("vllm:e2e_request_latency_seconds", "e2e", labels, buckets=LATENCY_BUCKETS,
+                             registry=self.registry).labels("0", MODEL)
+        self.queue = Histogram("vllm:request_queue_time_seconds", "queue", labels, buckets=LATENCY_BUCKETS,
+                               registry=self.registry).labels("0", MODEL)
+        self.prompt = Counter("vllm:prompt_tokens", "prompt", labels, registry=self.registry).labels("0", MODEL)
+        self.generation = Counter("vllm:generation_tokens", "generation", labels,
+                                  registry=self.registry).labels("0", MODEL)
+        self.preemptions = Counter("vllm:num_preemptions", "preemptions", labels,
+                                   registry=self.registry).labels("0", MODEL)
+        self.prefix_queries = Counter("vllm:prefix_cache_queries", "q", labels, registry=self.registry).labels("0", MODEL)
+        self.prefix_hits = Counter("vllm:prefix_cache_hits", "h", labels, registry=self.registry).labels("0", MODEL)
+        Gauge("vllm:num_requests_running", "running", labels, registry=self.registry).labels("0", MODEL).set(12)
+        Gauge("vllm:num_requests_waiting", "waiting", labels, registry=self.registry).labels("0", MODEL).set(3)
+        Gauge("vllm:kv_cache_usage_perc", "kv", labels, registry=self.registry).labels("0", MODEL).set(0.42)
         self.slow_ttft_seconds: float | None = None  # set to inject a TTFT regression
         self._requests_per_tick, self._tick = requests_per_tick, tick_seconds
         self._stop = threading.Event()
@@ -47,6 +61,13 @@ class LiveEngine:
                 self.ttft.observe(self.slow_ttft_seconds or 0.12)
                 self.itl.observe(0.02)
                 self.finished.inc()
+                self.e2e.observe(2.2)
+                self.queue.observe(0.01)
+                self.prompt.inc(1200)
+                self.generation.inc(240)
+                self.prefix_queries.inc(1200)
+                self.prefix_hits.inc(300)
+            self.preemptions.inc()
 
     def _handler(self):
         registry = self.registry
