@@ -4,11 +4,15 @@ TGI's Rust exporter has no model label (the target's configured ``model`` fills 
 ``_total`` suffix. It exports no TTFT and no per-gap latency.
 """
 
+from itertools import accumulate
+from operator import mul
+
 from exporter.adapters.base import Adapter, Row, Take
 from exporter.schema import Engine, M, Outcome
 
-# The Rust exporter's buckets for *duration histograms: 35 steps of 0.00015 s x 1.5^k.
-DURATION_BUCKETS = tuple(0.00015 * 1.5**k for k in range(35))
+# TGI's router buckets for its duration histograms: from 0.0001 s, multiplied by 1.5 35 times
+# (0.00015 ... ; repeated multiplication, as TGI computes them, so the floats match its le labels).
+DURATION_BUCKETS = tuple(accumulate([1.5] * 35, mul, initial=0.0001))[1:]
 
 ROWS = (
     Row(M.REQUESTS_RUNNING, "tgi_batch_current_size"),  # requests in the running batch
