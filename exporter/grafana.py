@@ -23,6 +23,7 @@ from grafana_foundation_sdk.models.dashboard import (
 )
 
 from exporter.schema import M, UnifiedMetric
+from exporter.slo_rules import BUDGET_REMAINING_RECORD, OBJECTIVE_RECORD, burn_rate_record, error_ratio_record
 
 DATASOURCE = DataSourceRef(type_val="prometheus", uid="${datasource}")
 TAG = "infersight"
@@ -178,23 +179,23 @@ def slos() -> dashboard.Dashboard:
     board = _board("infersight-slos", "LLM engines: SLOs",
                    "Attainment, burn rates and error budget of the SLOs in alerts/slos.yaml, and the alerts firing.")
     board = board.with_variable(
-        dashboard.QueryVariable("slo").label("SLO").datasource(DATASOURCE).query("label_values(slo:objective:ratio, slo)")
+        dashboard.QueryVariable("slo").label("SLO").datasource(DATASOURCE).query(f"label_values({OBJECTIVE_RECORD}, slo)")
         .multi(True).include_all(True).all_value(".*").refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
         .sort(VariableSort.ALPHABETICAL_ASC))
     board = board.with_panel(_panel("stat", "Attainment over the SLO window", "percentunit", [
-        Query(f"1 - slo:sli_error:ratio_rate30d{{{SLO_SEL}}}", "{{slo}} {{engine}} {{model}}")], width=8))
+        Query(f"1 - {error_ratio_record('30d')}{{{SLO_SEL}}}", "{{slo}} {{engine}} {{model}}")], width=8))
     board = board.with_panel(_panel("stat", "Error budget remaining", "percentunit", [
-        Query(f"slo:error_budget_remaining:ratio{{{SLO_SEL}}}", "{{slo}} {{engine}} {{model}}")], width=8))
+        Query(f"{BUDGET_REMAINING_RECORD}{{{SLO_SEL}}}", "{{slo}} {{engine}} {{model}}")], width=8))
     board = board.with_panel(_panel("stat", "Alerts firing", "short", [
         Query('count by (slo, severity) (ALERTS{alertname="LLMErrorBudgetBurn",alertstate="firing",'
               'slo=~"$slo",engine=~"$engine",model=~"$model"}) or vector(0)', "{{slo}} {{severity}}")], width=8))
     board = board.with_panel(_panel("timeseries", "Burn rate by window", "short", [
-        Query(f"slo:burn_rate:ratio_rate{window}{{{SLO_SEL}}}", f"{window} {{{{slo}}}} {{{{engine}}}} {{{{model}}}}")
+        Query(f"{burn_rate_record(window)}{{{SLO_SEL}}}", f"{window} {{{{slo}}}} {{{{engine}}}} {{{{model}}}}")
         for window in ("5m", "1h", "6h", "1d", "3d")],
         description="1 = spending the error budget exactly over the SLO window; pages at 14.4 (1h) and 6 (6h).",
         width=24))
     board = board.with_panel(_panel("timeseries", "SLI error ratio (5m)", "percentunit", [
-        Query(f"slo:sli_error:ratio_rate5m{{{SLO_SEL}}}", "{{slo}} {{engine}} {{model}}")], width=24))
+        Query(f"{error_ratio_record('5m')}{{{SLO_SEL}}}", "{{slo}} {{engine}} {{model}}")], width=24))
     return board
 
 

@@ -21,6 +21,20 @@ RUNBOOK_URL = "https://github.com/infersight/infersight/blob/main/alerts/runbook
 WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
 MISSING_DATA_WINDOW = "15m"
 
+# Recording-rule names (level:metric:operations); dashboards read them through these too.
+OBJECTIVE_RECORD = "slo:objective:ratio"
+BUDGET_REMAINING_RECORD = "slo:error_budget_remaining:ratio"
+ERRORS_RECORD = "slo:sli_errors:rate5m"
+REQUESTS_RECORD = "slo:sli_requests:rate5m"
+
+
+def error_ratio_record(window: str) -> str:
+    return f"slo:sli_error:ratio_rate{window}"
+
+
+def burn_rate_record(window: str) -> str:
+    return f"slo:burn_rate:ratio_rate{window}"
+
 
 @dataclass(frozen=True)
 class BurnAlert:
@@ -153,22 +167,22 @@ def _slo_group(slo: Slo, time_scale: int, interval: str | None, runbook_url: str
     on_slo = f'{{slo="{slo.name}"}}'
     rules: list[dict] = []
     for window in WINDOWS:
-        rules.append({"record": f"slo:sli_error:ratio_rate{window}",
+        rules.append({"record": error_ratio_record(window),
                       "expr": sli.error_ratio(_scaled(window, time_scale)), "labels": labels})
     rules += [
-        {"record": "slo:sli_errors:rate5m", "expr": sli.bad(_scaled("5m", time_scale)), "labels": labels},
-        {"record": "slo:sli_requests:rate5m", "expr": sli.total(_scaled("5m", time_scale)), "labels": labels},
-        {"record": f"slo:sli_error:ratio_rate{slo.window}",
-         "expr": (f"sum_over_time(slo:sli_errors:rate5m{on_slo}[{_scaled(slo.window, time_scale)}])"
-                  f" / (sum_over_time(slo:sli_requests:rate5m{on_slo}[{_scaled(slo.window, time_scale)}]) > 0)"),
+        {"record": ERRORS_RECORD, "expr": sli.bad(_scaled("5m", time_scale)), "labels": labels},
+        {"record": REQUESTS_RECORD, "expr": sli.total(_scaled("5m", time_scale)), "labels": labels},
+        {"record": error_ratio_record(slo.window),
+         "expr": (f"sum_over_time({ERRORS_RECORD}{on_slo}[{_scaled(slo.window, time_scale)}])"
+                  f" / (sum_over_time({REQUESTS_RECORD}{on_slo}[{_scaled(slo.window, time_scale)}]) > 0)"),
          "labels": labels},
-        {"record": "slo:objective:ratio", "expr": f"vector({_number(slo.objective)})", "labels": labels},
-        {"record": "slo:error_budget_remaining:ratio",
-         "expr": f"1 - slo:sli_error:ratio_rate{slo.window}{on_slo} / {_number(budget)}", "labels": labels},
+        {"record": OBJECTIVE_RECORD, "expr": f"vector({_number(slo.objective)})", "labels": labels},
+        {"record": BUDGET_REMAINING_RECORD,
+         "expr": f"1 - {error_ratio_record(slo.window)}{on_slo} / {_number(budget)}", "labels": labels},
     ]
     for window in WINDOWS:
-        rules.append({"record": f"slo:burn_rate:ratio_rate{window}",
-                      "expr": f"slo:sli_error:ratio_rate{window}{on_slo} / {_number(budget)}", "labels": labels})
+        rules.append({"record": burn_rate_record(window),
+                      "expr": f"{error_ratio_record(window)}{on_slo} / {_number(budget)}", "labels": labels})
     what = _what(slo)
     for burn in BURN_ALERTS:
         if not getattr(slo.alerting, burn.severity):
@@ -176,8 +190,8 @@ def _slo_group(slo: Slo, time_scale: int, interval: str | None, runbook_url: str
         factor = _number(burn.factor)
         rules.append({
             "alert": "LLMErrorBudgetBurn",
-            "expr": (f"slo:burn_rate:ratio_rate{burn.long_window}{on_slo} > {factor}"
-                     f" and slo:burn_rate:ratio_rate{burn.short_window}{on_slo} > {factor}"),
+            "expr": (f"{burn_rate_record(burn.long_window)}{on_slo} > {factor}"
+                     f" and {burn_rate_record(burn.short_window)}{on_slo} > {factor}"),
             "for": _scaled(burn.for_, time_scale),
             "labels": {"slo": slo.name, "severity": burn.severity, "long_window": burn.long_window,
                        "short_window": burn.short_window},
