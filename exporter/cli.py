@@ -206,6 +206,133 @@ def _run_dashboards(args: argparse.Namespace) -> int:
     return 0
 
 
+def _simulate_parser(sub: argparse._SubParsersAction) -> None:
+    from simulator.formats import FORMATS
+    from simulator.profiles import PROFILES
+    formats = "; ".join(f"{e} {v}: {spec.description}" for (e, v), spec in FORMATS.items())
+    p = sub.add_parser("simulate", help="run a simulated engine (metrics in a real engine's format, OpenAI API)",
+                       description="A queueing model of an LLM engine in real time, serving /metrics in the format "
+                                   f"of a real engine release and the OpenAI-compatible API. Formats: {formats}.")
+    p.add_argument("--engine", required=True, choices=sorted({e for e, _ in FORMATS}))
+    p.add_argument("--version", help="engine release format (default: the newest for the engine)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--profile", default="small",
+                   help=f"performance and load: one of {', '.join(PROFILES)} or a YAML file (default small)")
+    p.add_argument("--no-load", dest="synthetic_load", action="store_false",
+                   help="no built-in synthetic load: only API requests reach the engine")
+    p.add_argument("--fault", dest="faults", action="append", default=[], metavar="KIND@START[+DURATION][:VALUE]",
+                   help="scheduled fault, seconds after start: ttft_regression (VALUE s added), outage, "
+                        "error_burst (VALUE error ratio), kv_saturation (VALUE share of KV left), slow_metrics "
+                        "(VALUE s delay), restart. Also at runtime: POST /control/faults")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--calibrate", action="store_true",
+                   help="run the profile for ten simulated minutes (no server) and print the figures")
+    p.set_defaults(run=_run_simulate)
+
+
+def _default_version(engine: str) -> str:
+    from simulator.formats import FORMATS
+    return [v for e, v in FORMATS if e == engine][-1]
+
+
+def _run_simulate(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from simulator.engine import Fault, SimulatedEngine
+    from simulator.profiles import load_profile
+    from simulator.run import PortInUse, bind, serve
+
+    try:
+        profile = load_profile(args.profile)
+        faults = [Fault.parse(text) for text in args.faults]
+        engine = SimulatedEngine(args.engine, args.version or _default_version(args.engine), profile,
+                                 seed=args.seed, synthetic_load=args.synthetic_load, faults=faults)
+    except ValueError as e:
+        print(f"infersight simulate: {e}", file=sys.stderr)
+        return 2
+    if args.calibrate:
+        from simulator.calibrate import calibrate, report
+        print(report(profile, calibrate(profile, v0_buckets=engine.format.name != "vllm-0.33")))
+        return 0
+    try:
+        sock = bind(args.host, args.port)
+    except PortInUse as e:
+        print(f"infersight simulate: {e}", file=sys.stderr)
+        return 1
+    _configure_logging("info")
+    print(f"simulated {engine.engine} {engine.version} ({profile.name}, model {profile.model_name}) on "
+          f"http://{args.host}:{args.port}{engine.format.path}", flush=True)
+    try:
+        asyncio.run(serve(engine, sock))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _compare_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("compare", help="compare engines: throughput, latency percentiles, KV, GPU, cost per token",
+                       description="One row per engine/model/target. From Prometheus (PromQL over --window), or "
+                                   "from exporters scraped directly every --interval for --window.")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--prometheus", metavar="URL", help="Prometheus base URL, e.g. http://127.0.0.1:9090")
+    source.add_argument("--exporter", dest="exporters", action="append", metavar="URL",
+                        help="an exporter's /metrics URL (repeat); scraped for the length of the window")
+    p.add_argument("--window", help="Prometheus duration (default 5m with --prometheus, 30s with --exporter)")
+    p.add_argument("--interval", type=float, default=5.0, help="seconds between scrapes with --exporter (default 5)")
+    p.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    p.set_defaults(run=_run_compare)
+
+
+def _run_compare(args: argparse.Namespace) -> int:
+    import time
+
+    from exporter.compare import FORMATTERS, History, SourceError, embedded_rows, parse_duration, prometheus_rows
+
+    window = args.window or ("5m" if args.prometheus else "30s")
+    try:
+        seconds = parse_duration(window)
+    except ValueError as e:
+        print(f"infersight compare: {e}", file=sys.stderr)
+        return 2
+    try:
+        if args.prometheus:
+            rows = prometheus_rows(args.prometheus, window)
+        else:
+            history = History(args.exporters)
+            deadline = time.monotonic() + seconds
+            while True:
+                snapshot = history.scrape()
+                for url, why in snapshot.errors.items():
+                    print(f"infersight compare: {url}: {why}", file=sys.stderr)
+                if time.monotonic() >= deadline:
+                    break
+                time.sleep(min(args.interval, max(0.0, deadline - time.monotonic())))
+            rows = embedded_rows(list(history.snapshots))
+    except SourceError as e:
+        print(f"infersight compare: {e}", file=sys.stderr)
+        return 1
+    sys.stdout.write(FORMATTERS[args.format](rows))
+    return 0
+
+
+def _demo_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="run the whole stack on simulated engines (no GPU)",
+                       description="Three simulated engines (vLLM, Triton, NIM) with a sidecar exporter each, and "
+                                   "Prometheus + Alertmanager with the project's rules when installed.")
+    p.add_argument("--base-port", type=int, default=18000,
+                   help="engines on BASE..BASE+2, exporters on BASE+1400.., Prometheus BASE+1090 (default 18000)")
+    p.add_argument("--no-prometheus", dest="prometheus", action="store_false",
+                   help="do not start Prometheus/Alertmanager even if installed")
+    p.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
+    p.set_defaults(run=_run_demo)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from exporter.demo import run
+    return run(args.base_port, args.prometheus, args.duration)
+
+
 def _bench_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="measure the exporter's speed and memory",
                        description="Time parse+normalize+render against prometheus_client.parser on the same "
@@ -237,6 +364,9 @@ def main(argv: list[str] | None = None) -> int:
     _rules_parser(sub)
     _dashboards_parser(sub)
     _bench_parser(sub)
+    _simulate_parser(sub)
+    _compare_parser(sub)
+    _demo_parser(sub)
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop cleanly in a pod
     try:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install everything the stack and its tests need. Idempotent: re-running skips what is there.
 #   - Debian packages: prometheus and prometheus-alertmanager (real servers for the tests),
-#     openssl and curl where missing
+#     chromium (the UI's real-browser test), openssl and curl where missing
 #   - a virtual environment in .venv with infersight installed editable, with its test extras
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +18,7 @@ command -v promtool >/dev/null || missing+=(prometheus)
 command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
 command -v openssl >/dev/null || missing+=(openssl)  # the TLS tests make a certificate
 command -v curl >/dev/null || missing+=(curl)        # scripts/run.sh waits for readiness with it
+command -v chromium >/dev/null || missing+=(chromium)  # the UI screenshot test drives it with Playwright
 if ((${#missing[@]})); then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -1,1 +1,2 @@
-"""Engine simulators serving real metric formats and the OpenAI API. Not built yet (see the open simulator issue)."""
+"""Engine simulators: one queueing model, served in the real metric formats of vLLM, Triton, NIM and SGLang
+releases and through the OpenAI-compatible API (`infersight simulate`)."""

@@ -1,0 +1,376 @@
+"""The engine comparison: one row per engine/model/target, from Prometheus or from scraping the
+exporters directly (the embedded source), computed the same way in both.
+
+Semantics (what Prometheus would answer for the same window):
+- rates are the per-second increase over the window; counter resets inside it are handled as
+  Prometheus' ``increase`` handles them (a drop means the counter restarted from zero);
+- quantiles are ``histogram_quantile`` over the window's bucket increases (``exporter.quantile``);
+- gauges are averages over the window's samples (``avg_over_time``);
+- GPU utilization and cost belong to a target, so every model row of a target shows the target's;
+  cost per token divides the target's cost by the target's tokens.
+Embedded mode differs in one way only: Prometheus' ``rate`` extrapolates to the window's edges,
+the embedded source divides by the span between its first and last scrape.
+
+``infersight compare`` prints the rows; the web UI calls the same functions.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import time
+from collections import defaultdict, deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from exporter.quantile import histogram_quantile
+from exporter.schema import Label, M, Outcome
+
+COLUMNS = ("engine", "model", "target", "output_tokens_per_second", "input_tokens_per_second", "ttft_p50_seconds",
+           "ttft_p99_seconds", "itl_p50_seconds", "itl_p99_seconds", "e2e_p99_seconds", "kv_cache_usage_ratio",
+           "gpu_utilization_ratio", "requests_running", "requests_waiting", "error_ratio", "hourly_cost_dollars",
+           "cost_per_million_output_tokens_dollars", "cost_per_million_tokens_dollars")
+
+Row = dict[str, str | float | None]
+LabelSet = tuple[tuple[str, str], ...]
+RowKey = tuple[str, str, str]  # engine, model, target
+
+
+class SourceError(Exception):
+    """A data source could not be read; the message says which and why."""
+
+
+# --- the embedded source: scrapes of the exporters, kept in memory ---------------------------------
+
+@dataclass
+class Snapshot:
+    time: float
+    series: dict[str, list[tuple[LabelSet, float]]]  # sample name -> (labels, value)
+    errors: dict[str, str] = field(default_factory=dict)  # exporter URL -> why it could not be read
+
+
+def parse_snapshot(texts: Iterable[str], at: float) -> Snapshot:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    series: dict[str, list[tuple[LabelSet, float]]] = defaultdict(list)
+    for text in texts:
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                series[s.name].append((tuple(sorted(s.labels.items())), s.value))
+    return Snapshot(at, dict(series))
+
+
+class History:
+    """Scrapes of a set of exporters, at most ``max_age`` seconds old (the UI's and demo's
+    short memory when no Prometheus runs)."""
+
+    def __init__(self, urls: Sequence[str], max_age: float = 3600.0, timeout: float = 5.0):
+        self.urls = list(urls)
+        self.max_age = max_age
+        self.timeout = timeout
+        self.snapshots: deque[Snapshot] = deque()
+
+    def scrape(self, at: float | None = None) -> Snapshot:
+        import httpx
+
+        texts, errors = [], {}
+        for url in self.urls:
+            try:
+                response = httpx.get(url, timeout=self.timeout)
+                response.raise_for_status()
+                texts.append(response.text)
+            except httpx.HTTPError as e:
+                errors[url] = f"{type(e).__name__}: {e}"
+        snapshot = parse_snapshot(texts, time.time() if at is None else at)
+        snapshot.errors = errors
+        self.add(snapshot)
+        return snapshot
+
+    def add(self, snapshot: Snapshot) -> None:
+        self.snapshots.append(snapshot)
+        while self.snapshots and self.snapshots[0].time < snapshot.time - self.max_age:
+            self.snapshots.popleft()
+
+    def window(self, seconds: float, end: float | None = None) -> list[Snapshot]:
+        if not self.snapshots:
+            return []
+        end = self.snapshots[-1].time if end is None else end
+        return [s for s in self.snapshots if end - seconds <= s.time <= end]
+
+
+def increase(values: Sequence[float]) -> float:
+    """Prometheus' increase without extrapolation: a drop is a reset, counted from zero."""
+    total = 0.0
+    for previous, current in zip(values, values[1:], strict=False):
+        total += current - previous if current >= previous else current
+    return total
+
+
+def _select(snapshot: Snapshot, name: str) -> list[tuple[dict[str, str], float]]:
+    return [(dict(labels), value) for labels, value in snapshot.series.get(name, ())]
+
+
+def _key(labels: dict[str, str]) -> RowKey:
+    return labels.get(Label.ENGINE, ""), labels.get(Label.MODEL, ""), labels.get(Label.TARGET, "")
+
+
+def _series_over(window: Sequence[Snapshot], name: str, group: tuple[str, ...]
+                 ) -> dict[tuple[str, ...], list[list[float]]]:
+    """For each series of ``name``: its values across the window, grouped by the ``group`` labels."""
+    by_series: dict[LabelSet, list[float]] = defaultdict(list)
+    for snapshot in window:
+        for labels, value in snapshot.series.get(name, ()):
+            by_series[labels].append(value)
+    grouped: dict[tuple[str, ...], list[list[float]]] = defaultdict(list)
+    for labels, values in by_series.items():
+        d = dict(labels)
+        grouped[tuple(d.get(g, "") for g in group)].append(values)
+    return grouped
+
+
+_ROW = (Label.ENGINE.value, Label.MODEL.value, Label.TARGET.value)
+_TARGET = (Label.ENGINE.value, Label.TARGET.value)
+
+
+def embedded_rows(window: Sequence[Snapshot]) -> list[Row]:
+    """The comparison from a window of exporter scrapes (at least two)."""
+    if len(window) < 2:
+        return []
+    span = window[-1].time - window[0].time
+    if span <= 0:
+        return []
+
+    def rate(name: str, group: tuple[str, ...] = _ROW, where: tuple[str, str] | None = None
+             ) -> dict[tuple[str, ...], float]:
+        out: dict[tuple[str, ...], float] = defaultdict(float)
+        by_series: dict[LabelSet, list[float]] = defaultdict(list)
+        for snapshot in window:
+            for labels, value in snapshot.series.get(name, ()):
+                by_series[labels].append(value)
+        for labels, values in by_series.items():
+            d = dict(labels)
+            if where is not None and d.get(where[0]) != where[1]:
+                continue
+            out[tuple(d.get(g, "") for g in group)] += increase(values) / span
+        return out
+
+    def quantiles(metric: str, qs: Sequence[float]) -> dict[RowKey, list[float]]:
+        buckets: dict[RowKey, dict[float, float]] = defaultdict(lambda: defaultdict(float))
+        by_series: dict[LabelSet, list[float]] = defaultdict(list)
+        for snapshot in window:
+            for labels, value in snapshot.series.get(f"{metric}_bucket", ()):
+                by_series[labels].append(value)
+        for labels, values in by_series.items():
+            d = dict(labels)
+            buckets[_key(d)][float(d["le"])] += increase(values)
+        return {key: [histogram_quantile(q, b.items()) for q in qs] for key, b in buckets.items()}
+
+    def average(name: str, group: tuple[str, ...] = _ROW, combine: str = "sum") -> dict[tuple[str, ...], float]:
+        out: dict[tuple[str, ...], float] = {}
+        for key, series_values in _series_over(window, name, group).items():
+            means = [sum(v) / len(v) for v in series_values if v]
+            out[key] = sum(means) if combine == "sum" else sum(means) / len(means)
+        return out
+
+    def latest(name: str, group: tuple[str, ...]) -> dict[tuple[str, ...], float]:
+        out: dict[tuple[str, ...], float] = {}
+        for labels, value in window[-1].series.get(name, ()):
+            d = dict(labels)
+            out[tuple(d.get(g, "") for g in group)] = out.get(tuple(d.get(g, "") for g in group), 0.0) + value
+        return out
+
+    output = rate(f"{M.GENERATION_TOKENS.name}")
+    prompt = rate(f"{M.PROMPT_TOKENS.name}")
+    target_tokens_out = rate(M.GENERATION_TOKENS.name, _TARGET)
+    target_tokens_in = rate(M.PROMPT_TOKENS.name, _TARGET)
+    errors = rate(M.REQUESTS.name, where=(Label.OUTCOME.value, Outcome.ERROR.value))
+    finished = rate(M.REQUESTS.name)
+    ttft = quantiles(M.TIME_TO_FIRST_TOKEN.name, (0.5, 0.99))
+    itl = quantiles(M.INTER_TOKEN_LATENCY.name, (0.5, 0.99))
+    e2e = quantiles(M.REQUEST_DURATION.name, (0.99,))
+    kv = average(M.KV_CACHE_USAGE_RATIO.name, combine="mean")
+    running = average(M.REQUESTS_RUNNING.name)
+    waiting = average(M.REQUESTS_WAITING.name)
+    gpu = average(M.GPU_UTILIZATION_RATIO.name, _TARGET, combine="mean")
+    cost = latest(M.HOURLY_COST_DOLLARS.name, _TARGET)
+
+    keys: set[RowKey] = set()
+    for snapshot in window:
+        for name in (M.GENERATION_TOKENS.name, M.REQUESTS_RUNNING.name, M.REQUESTS.name,
+                     f"{M.TIME_TO_FIRST_TOKEN.name}_count", M.KV_CACHE_USAGE_RATIO.name, M.REQUESTS_WAITING.name):
+            for labels, _ in snapshot.series.get(name, ()):
+                key = _key(dict(labels))
+                if all(key):
+                    keys.add(key)
+    rows = []
+    for key in sorted(keys):
+        target = (key[0], key[2])
+        rows.append(_row(key, output.get(key), prompt.get(key), ttft.get(key, [None, None]),
+                         itl.get(key, [None, None]), e2e.get(key, [None])[0], kv.get(key), gpu.get(target),
+                         running.get(key), waiting.get(key),
+                         _ratio(errors.get(key), finished.get(key)), cost.get(target),
+                         target_tokens_out.get(target), target_tokens_in.get(target)))
+    return rows
+
+
+def _ratio(part: float | None, whole: float | None) -> float | None:
+    if part is None or not whole:
+        return None
+    return part / whole
+
+
+def _clean(value: float | None) -> float | None:
+    if value is None or math.isnan(value) or math.isinf(value):
+        return None
+    return value
+
+
+def _row(key: RowKey, output: float | None, prompt: float | None, ttft: Sequence[float | None],
+         itl: Sequence[float | None], e2e_p99: float | None, kv: float | None, gpu: float | None,
+         running: float | None, waiting: float | None, error_ratio: float | None, hourly: float | None,
+         target_output: float | None, target_input: float | None) -> Row:
+    def per_million(tokens_per_second: float | None) -> float | None:
+        if hourly is None or not tokens_per_second:
+            return None
+        return hourly / (tokens_per_second * 3600) * 1e6
+
+    total = None if target_output is None and target_input is None else (target_output or 0) + (target_input or 0)
+    values: list[float | None] = [output, prompt, ttft[0], ttft[1], itl[0], itl[1], e2e_p99, kv, gpu, running,
+                                  waiting, error_ratio, hourly, per_million(target_output), per_million(total)]
+    row: Row = {"engine": key[0], "model": key[1], "target": key[2]}
+    for column, value in zip(COLUMNS[3:], values, strict=True):
+        row[column] = _clean(value)
+    return row
+
+
+# --- the Prometheus source -------------------------------------------------------------------------
+
+def promql(window: str) -> dict[str, str]:
+    """The query behind each column (recording rules are not assumed: these run on any Prometheus)."""
+    by = "engine, model, target"
+    tby = "engine, target"
+
+    def q(metric: str, quantile: float) -> str:
+        return (f"histogram_quantile({quantile}, sum by ({by}, le) (rate({metric}_bucket[{window}])))")
+
+    return {
+        "output_tokens_per_second": f"sum by ({by}) (rate({M.GENERATION_TOKENS.name}[{window}]))",
+        "input_tokens_per_second": f"sum by ({by}) (rate({M.PROMPT_TOKENS.name}[{window}]))",
+        "ttft_p50_seconds": q(M.TIME_TO_FIRST_TOKEN.name, 0.5),
+        "ttft_p99_seconds": q(M.TIME_TO_FIRST_TOKEN.name, 0.99),
+        "itl_p50_seconds": q(M.INTER_TOKEN_LATENCY.name, 0.5),
+        "itl_p99_seconds": q(M.INTER_TOKEN_LATENCY.name, 0.99),
+        "e2e_p99_seconds": q(M.REQUEST_DURATION.name, 0.99),
+        "kv_cache_usage_ratio": f"avg by ({by}) (avg_over_time({M.KV_CACHE_USAGE_RATIO.name}[{window}]))",
+        "requests_running": f"sum by ({by}) (avg_over_time({M.REQUESTS_RUNNING.name}[{window}]))",
+        "requests_waiting": f"sum by ({by}) (avg_over_time({M.REQUESTS_WAITING.name}[{window}]))",
+        "errors": f'sum by ({by}) (rate({M.REQUESTS.name}{{outcome="{Outcome.ERROR.value}"}}[{window}]))',
+        "finished": f"sum by ({by}) (rate({M.REQUESTS.name}[{window}]))",
+        "gpu_utilization_ratio": f"avg by ({tby}) (avg_over_time({M.GPU_UTILIZATION_RATIO.name}[{window}]))",
+        "hourly_cost_dollars": f"max by ({tby}) ({M.HOURLY_COST_DOLLARS.name})",
+        "target_output": f"sum by ({tby}) (rate({M.GENERATION_TOKENS.name}[{window}]))",
+        "target_input": f"sum by ({tby}) (rate({M.PROMPT_TOKENS.name}[{window}]))",
+    }
+
+
+def prometheus_rows(url: str, window: str = "5m", timeout: float = 10.0, at: float | None = None) -> list[Row]:
+    import httpx
+
+    results: dict[str, dict[tuple[str, ...], float]] = {}
+    with httpx.Client(base_url=url.rstrip("/"), timeout=timeout) as client:
+        for column, query in promql(window).items():
+            params = {"query": query}
+            if at is not None:
+                params["time"] = str(at)
+            try:
+                response = client.get("/api/v1/query", params=params)
+                body = response.json()
+            except (httpx.HTTPError, ValueError) as e:
+                raise SourceError(f"Prometheus at {url} could not be queried: {e}") from e
+            if body.get("status") != "success":
+                raise SourceError(f"Prometheus at {url} rejected {query!r}: {body.get('error')}")
+            group = _TARGET if column in ("gpu_utilization_ratio", "hourly_cost_dollars", "target_output",
+                                          "target_input") else _ROW
+            results[column] = {tuple(r["metric"].get(g, "") for g in group): float(r["value"][1])
+                               for r in body["data"]["result"]}
+    keys: set[RowKey] = set()
+    for column in ("output_tokens_per_second", "requests_running", "finished", "kv_cache_usage_ratio",
+                   "requests_waiting", "ttft_p50_seconds"):
+        keys |= {k for k in results[column] if all(k)}  # type: ignore[misc]
+    rows = []
+    for key in sorted(keys):
+        target = (key[0], key[2])
+        r = {c: results[c].get(key) for c in results}
+        rows.append(_row(key, r["output_tokens_per_second"], r["input_tokens_per_second"],
+                         [r["ttft_p50_seconds"], r["ttft_p99_seconds"]], [r["itl_p50_seconds"], r["itl_p99_seconds"]],
+                         r["e2e_p99_seconds"], r["kv_cache_usage_ratio"], results["gpu_utilization_ratio"].get(target),
+                         r["requests_running"], r["requests_waiting"], _ratio(r["errors"], r["finished"]),
+                         results["hourly_cost_dollars"].get(target), results["target_output"].get(target),
+                         results["target_input"].get(target)))
+    return rows
+
+
+# --- output -------------------------------------------------------------------------------------------
+
+def parse_duration(text: str) -> float:
+    """Prometheus durations: 30s, 5m, 1h, 1h30m."""
+    import re
+
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)", text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"bad duration {text!r}: use e.g. 30s, 5m, 1h")
+    return sum(float(n) * units[u] for n, u in parts)
+
+
+def to_json(rows: list[Row]) -> str:
+    return json.dumps(rows, indent=2) + "\n"
+
+
+def to_csv(rows: list[Row]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    return out.getvalue()
+
+
+_TABLE = (("engine", "engine", "{}"), ("model", "model", "{}"), ("target", "target", "{}"),
+          ("output_tokens_per_second", "out tok/s", "{:.0f}"), ("ttft_p50_seconds", "TTFT p50", "ms"),
+          ("ttft_p99_seconds", "TTFT p99", "ms"), ("itl_p50_seconds", "ITL p50", "ms"),
+          ("e2e_p99_seconds", "e2e p99", "{:.2f}s"), ("kv_cache_usage_ratio", "KV", "%"),
+          ("gpu_utilization_ratio", "GPU", "%"), ("requests_waiting", "queue", "{:.1f}"),
+          ("error_ratio", "errors", "%2"), ("hourly_cost_dollars", "$/h", "{:.2f}"),
+          ("cost_per_million_output_tokens_dollars", "$/1M out", "{:.2f}"))
+
+
+def _cell(value: str | float | None, spec: str) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, str):
+        return value
+    if spec == "ms":
+        return f"{value * 1000:.0f} ms"
+    if spec == "%":
+        return f"{value:.0%}"
+    if spec == "%2":
+        return f"{value:.2%}"
+    return spec.format(value)
+
+
+def to_table(rows: list[Row]) -> str:
+    header = [title for _, title, _ in _TABLE]
+    body = [[_cell(row.get(column), spec) for column, _, spec in _TABLE] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(header)]
+    lines = ["  ".join(h.ljust(w) if i < 3 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths,
+                                                                                           strict=True)))]
+    for r in body:
+        lines.append("  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths,
+                                                                                                 strict=True))))
+    return "\n".join(lines) + "\n"
+
+
+FORMATTERS = {"json": to_json, "csv": to_csv, "table": to_table}
