@@ -163,7 +163,7 @@ def _vllm_v1_families(version: tuple[int, int], max_model_len: int) -> tuple[Fam
         f.append(Family("vllm:admission_rejections", "counter", "Number of admission attempts rejected by a queue "
                         "limit, by reason.", label="reason",
                         values=(("max_num_queued_reqs", Signal.ZERO), ("max_num_queued_tokens", Signal.ZERO)),
-                        created=True))
+                        created=True, only=("model_name",)))
     f += [
         Family("vllm:request_prompt_tokens", "histogram", "Number of prefill tokens processed.", Signal.PROMPT_LENGTH,
                tokens, created=True),
