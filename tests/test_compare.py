@@ -1,0 +1,159 @@
+"""``infersight compare``: Prometheus' histogram_quantile and increase semantics, the row
+arithmetic, and the whole path from simulated engines through exporters and Prometheus."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import subprocess
+import time
+
+import pytest
+
+from exporter.compare import COLUMNS, Snapshot, embedded_rows, increase, parse_duration, prometheus_rows, to_csv
+from exporter.quantile import histogram_quantile
+from tests.processes import free_port, infersight_command, require_binary, running
+
+INF = math.inf
+
+
+# Expected values computed by hand from promql/quantile.go's bucketQuantile.
+@pytest.mark.parametrize(("q", "buckets", "expected"), [
+    (0.5, [(0.1, 10), (0.25, 30), (INF, 40)], 0.1 + 0.15 * (20 - 10) / 20),
+    (0.99, [(0.1, 10), (0.25, 30), (INF, 40)], 0.25),  # rank in +Inf: the highest finite bound
+    (0.5, [(1.0, 4), (INF, 4)], 0.5),  # the first bucket interpolates from 0
+    (0.5, [(-1.0, 2), (0.0, 4), (INF, 4)], -1.0),  # ... unless its bound is <= 0
+    (0.5, [(0.1, 0), (INF, 0)], math.nan),  # no observations
+    (0.5, [(0.1, 5), (0.2, 9)], math.nan),  # no +Inf bucket
+    (-0.1, [(0.1, 5), (INF, 9)], -INF),
+    (1.1, [(0.1, 5), (INF, 9)], INF),
+    (0.5, [(0.2, 3), (0.1, 6), (INF, 10)], 0.1 * 5 / 6),  # sorted by bound; the 0.2 count forced up to 6
+])
+def test_histogram_quantile_follows_prometheus(q: float, buckets: list, expected: float) -> None:
+    got = histogram_quantile(q, buckets)
+    if math.isnan(expected):
+        assert math.isnan(got)
+    else:
+        assert got == pytest.approx(expected)
+
+
+def test_increase_treats_a_drop_as_a_restart_from_zero() -> None:
+    assert increase([10, 15, 3, 8]) == 5 + 3 + 5
+    assert increase([7]) == 0
+
+
+def test_durations() -> None:
+    assert [parse_duration(d) for d in ("30s", "5m", "1h30m", "250ms")] == [30, 300, 5400, 0.25]
+    with pytest.raises(ValueError, match="bad duration '5 minutes'"):
+        parse_duration("5 minutes")
+
+
+def _snapshot(at: float, generated: float, ttft: dict[float, float], kv: float, cost: float | None,
+              errors: float, successes: float) -> Snapshot:
+    row = (("engine", "vllm"), ("model", "m"), ("target", "a"))
+    series = {
+        "llm_generation_tokens_total": [(row, generated)],
+        "llm_prompt_tokens_total": [(row, generated * 4)],
+        "llm_time_to_first_token_seconds_bucket": [((("engine", "vllm"), ("le", str(le)), ("model", "m"),
+                                                     ("target", "a")), n) for le, n in ttft.items()],
+        "llm_kv_cache_usage_ratio": [(row, kv)],
+        "llm_requests_running": [(row, 4.0)],
+        "llm_requests_total": [(row + (("outcome", "error"),), errors), (row + (("outcome", "success"),), successes)],
+        "llm_gpu_utilization_ratio": [((("engine", "vllm"), ("gpu", "0"), ("target", "a")), 0.5),
+                                      ((("engine", "vllm"), ("gpu", "1"), ("target", "a")), 0.7)],
+    }
+    if cost is not None:
+        series["llm_hourly_cost_dollars"] = [((("engine", "vllm"), ("target", "a")), cost)]
+    return Snapshot(at, {k: [(tuple(sorted(labels)), v) for labels, v in vals] for k, vals in series.items()})
+
+
+def test_rows_from_scrapes_with_a_counter_reset() -> None:
+    window = [
+        _snapshot(0, 1000, {0.1: 0, 0.25: 0, INF: 0}, 0.5, 6.5, 0, 10),
+        _snapshot(10, 2000, {0.1: 10, 0.25: 30, INF: 40}, 0.7, 6.5, 1, 19),
+        # the engine restarted: counters from zero again
+        _snapshot(20, 500, {0.1: 0, 0.25: 0, INF: 0}, 0.9, 6.5, 0, 10),
+    ]
+    [row] = embedded_rows(window)
+    output = (1000 + 500) / 20
+    assert row == {
+        "engine": "vllm", "model": "m", "target": "a",
+        "output_tokens_per_second": output, "input_tokens_per_second": output * 4,
+        "ttft_p50_seconds": pytest.approx(0.175), "ttft_p99_seconds": 0.25,
+        "itl_p50_seconds": None, "itl_p99_seconds": None, "e2e_p99_seconds": None,
+        "kv_cache_usage_ratio": pytest.approx(0.7), "gpu_utilization_ratio": pytest.approx(0.6),
+        "requests_running": 4.0, "requests_waiting": None,
+        "error_ratio": pytest.approx(1 / 20), "hourly_cost_dollars": 6.5,
+        "cost_per_million_output_tokens_dollars": pytest.approx(6.5 / (output * 3600) * 1e6),
+        "cost_per_million_tokens_dollars": pytest.approx(6.5 / (output * 5 * 3600) * 1e6),
+    }
+    assert list(row) == list(COLUMNS)
+    assert to_csv([row]).splitlines()[0] == ",".join(COLUMNS)
+
+
+def test_one_scrape_is_not_a_window() -> None:
+    assert embedded_rows([_snapshot(0, 1, {INF: 0}, 0.1, None, 0, 0)]) == []
+
+
+# --- end to end -------------------------------------------------------------------------------------------
+
+@pytest.mark.e2e
+def test_compare_from_prometheus_and_from_exporters_agree(tmp_path) -> None:
+    """Two simulated engines (vLLM 0.33, Triton + vLLM backend) with a sidecar exporter each and a real
+    Prometheus: both sources give the same rows, and Triton's missing KV gauge is null, not 0."""
+    prometheus_bin = require_binary("prometheus")
+    engines = [("vllm", "0.33", "vllm"), ("triton", "vllm", "triton")]
+    ports = {name: (free_port(), free_port()) for _, _, name in engines}
+    prometheus_port = free_port()
+    (tmp_path / "prometheus.yml").write_text(
+        "global: {scrape_interval: 1s, scrape_timeout: 1s}\nscrape_configs:\n  - job_name: infersight\n"
+        f"    static_configs: [{{targets: [{', '.join(repr(f'127.0.0.1:{p[1]}') for p in ports.values())}]}}]\n")
+    cli = infersight_command()
+    with contextlib.ExitStack() as stack:
+        for engine, version, name in engines:
+            sim_port, exp_port = ports[name]
+            stack.enter_context(running([*cli, "simulate", "--engine", engine, "--version", version, "--profile",
+                                         "small", "--port", str(sim_port)], f"http://127.0.0.1:{sim_port}/health",
+                                        log=tmp_path / f"sim-{name}.log"))
+            stack.enter_context(running([*cli, "exporter", "--engine", engine, "--listen", f"127.0.0.1:{exp_port}",
+                                         "--target", f"{name}=http://127.0.0.1:{sim_port}/metrics",
+                                         "--gpu-count", "1", "--gpu-hourly-dollars", "0.8"],
+                                        f"http://127.0.0.1:{exp_port}/-/ready", log=tmp_path / f"exp-{name}.log"))
+        prometheus = f"http://127.0.0.1:{prometheus_port}"
+        stack.enter_context(running([prometheus_bin, f"--config.file={tmp_path / 'prometheus.yml'}",
+                                     f"--storage.tsdb.path={tmp_path / 'data'}",
+                                     f"--web.listen-address=127.0.0.1:{prometheus_port}"], f"{prometheus}/-/ready",
+                                    log=tmp_path / "prometheus.log"))
+        exporters = [a for _, (_, p) in ports.items() for a in ("--exporter", f"http://127.0.0.1:{p}/metrics")]
+        time.sleep(6)  # Prometheus' first scrape comes seconds after start: let it cover the whole window
+        started = time.time()
+        out = subprocess.run([*cli, "compare", *exporters, "--window", "20s", "--interval", "1", "--format", "json"],
+                             capture_output=True, text=True, timeout=60, check=True)
+        ended = time.time()
+        embedded = json.loads(out.stdout)
+        from_prometheus = prometheus_rows(prometheus, f"{int(ended - started)}s", at=ended)
+        table = subprocess.run([*cli, "compare", "--prometheus", prometheus, "--window", "20s"], capture_output=True,
+                               text=True, timeout=30, check=True).stdout
+    assert [(r["engine"], r["model"], r["target"]) for r in embedded] == [
+        ("triton", "Qwen/Qwen3-0.6B", "triton"), ("vllm", "Qwen/Qwen3-0.6B", "vllm")]
+    assert all(list(r) == list(COLUMNS) for r in embedded)
+    triton, vllm = embedded
+    assert triton["kv_cache_usage_ratio"] is None and triton["requests_running"] is None  # not exported by it
+    assert vllm["kv_cache_usage_ratio"] is not None and 0 < vllm["kv_cache_usage_ratio"] < 1
+    assert vllm["hourly_cost_dollars"] == 0.8
+    assert [(r["engine"], r["target"]) for r in from_prometheus] == [("triton", "triton"), ("vllm", "vllm")]
+    for ours, theirs in zip(embedded, from_prometheus, strict=True):
+        for key in ("output_tokens_per_second", "ttft_p50_seconds", "itl_p50_seconds"):
+            # Prometheus extrapolates rate() to the window's edges and sees other scrape instants.
+            assert ours[key] == pytest.approx(theirs[key], rel=0.2), (ours["engine"], key)
+    assert table.splitlines()[0].split()[:4] == ["engine", "model", "target", "out"]
+    assert len(table.splitlines()) == 3
+
+
+def test_compare_reports_an_unreachable_prometheus() -> None:
+    port = free_port()
+    out = subprocess.run([*infersight_command(), "compare", "--prometheus", f"http://127.0.0.1:{port}"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 1
+    assert out.stderr.startswith(f"infersight compare: Prometheus at http://127.0.0.1:{port} could not be queried:")
