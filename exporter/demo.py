@@ -156,8 +156,8 @@ class Demo:
         return self.want_prometheus and all(shutil.which(b) for b in ("prometheus", "prometheus-alertmanager"))
 
     def _spawn(self, args: list[str], log_name: str) -> subprocess.Popen[bytes]:
-        log = open(self.workdir / f"{log_name}.log", "wb")  # noqa: SIM115 (closed with the process)
-        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        with open(self.workdir / f"{log_name}.log", "wb") as log:  # the child keeps its own descriptor
+            process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
         self.processes.append(process)
         return process
 

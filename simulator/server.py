@@ -4,7 +4,8 @@ endpoint for faults. Starlette on uvicorn, one process per engine, bound to 127.
 Paths: ``/metrics`` (``/v1/metrics`` for NIM; Triton serves both on the one port here, where the
 real server splits 8000/8002), ``/dcgm/metrics`` (dcgm-exporter's format for the simulated GPUs),
 ``/v1/models``, ``/v1/completions``, ``/v1/chat/completions``, ``/health``, ``/v1/health/ready``,
-``/v2/health/ready``, ``GET|POST|DELETE /control/faults``, ``POST /control/restart``, ``GET /control/state``.
+``/v2/health/ready``, ``GET|POST|DELETE /control/faults``, ``POST /control/restart``, ``GET /control/state``,
+``GET /control/truth?window=S`` (exact figures from the raw observations, for cross-checks).
 """
 
 from __future__ import annotations
@@ -185,6 +186,21 @@ def build_app(engine: SimulatedEngine) -> Starlette:
         engine.clear_faults()
         return JSONResponse(engine.snapshot())
 
+    async def truth(http: HttpRequest) -> Response:
+        """Ground truth over the last ``window`` seconds (or wall-clock ``start``..``end``): exact, unbucketed."""
+        try:
+            now_wall, now_model = time.time(), time.monotonic()
+            if "start" in http.query_params:
+                start = float(http.query_params["start"]) - now_wall + now_model
+                end = float(http.query_params.get("end", now_wall)) - now_wall + now_model
+            else:
+                end = now_model
+                start = end - float(http.query_params.get("window", "60"))
+        except ValueError:
+            return JSONResponse({"error": "window, start and end are numbers (seconds; start/end Unix time)"},
+                                status_code=400)
+        return JSONResponse(engine.recorder.ground_truth(start, end))
+
     async def restart(_: HttpRequest) -> Response:
         engine.restart()
         return JSONResponse(engine.snapshot())
@@ -202,6 +218,7 @@ def build_app(engine: SimulatedEngine) -> Starlette:
         Route("/control/faults", post_fault, methods=["POST"]),
         Route("/control/faults", delete_faults, methods=["DELETE"]),
         Route("/control/restart", restart, methods=["POST"]),
+        Route("/control/truth", truth, methods=["GET"]),
     ]
     return Starlette(routes=routes)
 

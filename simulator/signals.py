@@ -8,6 +8,7 @@ reason. A format is then a table mapping its engine's metric names onto these si
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from enum import StrEnum
 
@@ -61,6 +62,8 @@ class Signal(StrEnum):
     REQUEST_PREEMPTIONS = "request_preemptions"
 
 
+TRUTH_SECONDS = 900.0  # how long raw observations are kept for /control/truth
+
 HISTOGRAMS = frozenset({Signal.TTFT, Signal.ITL, Signal.TPOT, Signal.E2E, Signal.QUEUE, Signal.PREFILL, Signal.DECODE,
                         Signal.INFERENCE, Signal.PROMPT_LENGTH, Signal.GENERATION_LENGTH, Signal.MAX_TOKENS,
                         Signal.PARAMS_N, Signal.ITERATION_TOKENS, Signal.REQUEST_PREEMPTIONS})
@@ -102,6 +105,9 @@ class Recorder(Observer):
         self.finished: dict[FinishReason, int] = {r: 0 for r in FinishReason}
         self._histograms: dict[Signal, list[Histogram]] = {}
         self._recent: deque[tuple[float, int, int, float]] = deque()  # (end, prefill, decode tokens, seconds)
+        # Ground truth for checks: every TTFT, inter-token gap and generated token, timestamped,
+        # for the last TRUTH_SECONDS (what a client would have measured, no buckets).
+        self.truth: dict[str, deque[tuple[float, float]]] = {"ttft": deque(), "itl": deque(), "tokens": deque()}
         model.observers.append(self)
 
     def histogram(self, signal: Signal, bounds: tuple[float, ...]) -> Histogram:
@@ -126,15 +132,42 @@ class Recorder(Observer):
     def on_first_token(self, request: Request, ttft: float) -> None:
         self._count_prompt(request)
         self._observe(Signal.TTFT, ttft)
-        self._generated()
+        at = request.first_token or 0.0
+        self._remember("ttft", at, ttft)
+        self._generated(at)
 
     def on_token(self, request: Request, gap: float) -> None:
         self._observe(Signal.ITL, gap)
-        self._generated()
+        at = (request.last_token or 0.0) + gap
+        self._remember("itl", at, gap)
+        self._generated(at)
 
-    def _generated(self) -> None:
+    def _generated(self, at: float) -> None:
         self.counters[Signal.GENERATION_TOKENS] += 1
         self.counters[Signal.ALL_TOKENS] += 1
+        self._remember("tokens", at, 1.0)
+
+    def _remember(self, kind: str, at: float, value: float) -> None:
+        events = self.truth[kind]
+        events.append((at, value))
+        while events and events[0][0] < at - TRUTH_SECONDS:
+            events.popleft()
+
+    def ground_truth(self, start: float, end: float) -> dict[str, float | int | None]:
+        """What really happened between ``start`` and ``end`` (model clock): exact percentiles of
+        the raw observations (nearest rank), tokens and tokens per second."""
+        def within(kind: str) -> list[float]:
+            return sorted(v for t, v in self.truth[kind] if start < t <= end)
+
+        def rank(values: list[float], q: float) -> float | None:
+            return values[max(0, math.ceil(q * len(values)) - 1)] if values else None
+
+        ttft, itl, tokens = within("ttft"), within("itl"), within("tokens")
+        seconds = end - start
+        return {"seconds": seconds, "generated_tokens": len(tokens),
+                "output_tokens_per_second": len(tokens) / seconds if seconds > 0 else None,
+                "requests_started": len(ttft), "ttft_p50_seconds": rank(ttft, 0.5), "ttft_p99_seconds": rank(ttft, 0.99),
+                "itl_p50_seconds": rank(itl, 0.5), "itl_p99_seconds": rank(itl, 0.99)}
 
     def _count_prompt(self, request: Request) -> None:
         c = self.counters

@@ -1,0 +1,87 @@
+"""``infersight demo``: its engines, exporters, Prometheus and Alertmanager start, and the comparison
+they produce matches what the simulated engines really did (their ground truth, not constants)."""
+
+from __future__ import annotations
+
+import bisect
+import socket
+import subprocess
+import time
+
+import httpx
+import pytest
+
+from exporter.compare import History, embedded_rows
+from exporter.demo import Demo
+from simulator.formats import ITL_V0, ITL_V1, TTFT_V0, TTFT_V1
+from tests.processes import infersight_command, require_binary
+
+pytestmark = pytest.mark.e2e
+
+
+def free_base_port() -> int:
+    """A base port whose demo offsets (0-2, 1090-1095, 1400-1402) are all free."""
+    for base in range(21000, 40000, 97):
+        ports = [base + o for o in (0, 1, 2, 1090, 1093, 1095, 1400, 1401, 1402)]
+        try:
+            for port in ports:
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise AssertionError("no free port range")
+
+
+def bucket(value: float, bounds: tuple[float, ...]) -> int:
+    """Index of the histogram bucket holding ``value`` (len(bounds) for +Inf)."""
+    return bisect.bisect_left(bounds, value)
+
+
+def test_demo_comparison_matches_the_engines_ground_truth() -> None:
+    require_binary("prometheus")
+    require_binary("prometheus-alertmanager")
+    demo = Demo(free_base_port(), prometheus=True)
+    try:
+        demo.start()
+        # Prometheus loads the project's rules and finds Alertmanager.
+        prometheus = f"http://127.0.0.1:{demo.prometheus_port}"
+        groups = httpx.get(f"{prometheus}/api/v1/rules", timeout=10).json()["data"]["groups"]
+        assert sum(len(g["rules"]) for g in groups) == 72 + 9
+        time.sleep(8)  # the engines' synthetic clients ramp up
+        history = History([f"http://127.0.0.1:{e.exporter_port}/metrics" for e in demo.engines])
+        for _ in range(11):
+            history.scrape()
+            time.sleep(2)
+        window = list(history.snapshots)
+        rows = {row["engine"]: row for row in embedded_rows(window)}
+        truths = {e.engine: httpx.get(f"http://127.0.0.1:{e.port}/control/truth",
+                                      params={"start": window[0].time, "end": window[-1].time}, timeout=10).json()
+                  for e in demo.engines}
+    finally:
+        demo.stop()
+    assert sorted(rows) == ["nim", "triton", "vllm"]
+    for engine, row in rows.items():
+        truth = truths[engine]
+        assert truth["generated_tokens"] > 1000
+        assert row["output_tokens_per_second"] == pytest.approx(truth["output_tokens_per_second"], rel=0.03), engine
+        ttft_bounds, itl_bounds = (TTFT_V1, ITL_V1) if engine == "vllm" else (TTFT_V0, ITL_V0)
+        # histogram_quantile lands in the bucket that holds the true percentile: that is all buckets can say.
+        assert bucket(row["ttft_p50_seconds"], ttft_bounds) == bucket(truth["ttft_p50_seconds"], ttft_bounds), engine
+        assert bucket(row["itl_p50_seconds"], itl_bounds) == bucket(truth["itl_p50_seconds"], itl_bounds), engine
+        assert row["hourly_cost_dollars"] == pytest.approx(6.5 + (4500 / 730 if engine == "nim" else 0))
+    assert rows["triton"]["kv_cache_usage_ratio"] is None  # Triton's vLLM backend exports no KV gauge
+    assert rows["vllm"]["kv_cache_usage_ratio"] > 0
+
+
+def test_demo_refuses_a_taken_port_with_a_clear_message() -> None:
+    base = free_base_port()
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", base + 1))
+        holder.listen()
+        out = subprocess.run([*infersight_command(), "demo", "--base-port", str(base), "--no-prometheus"],
+                             capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1
+    assert out.stderr == (f"infersight demo: ports already in use: {base + 1} (triton simulator). Stop what holds "
+                          f"them (another demo?) or pick other ports with --base-port.\n")
+    assert out.stdout == ""
