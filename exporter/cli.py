@@ -333,6 +333,25 @@ def _run_demo(args: argparse.Namespace) -> int:
     return run(args.base_port, args.prometheus, args.duration)
 
 
+def _validate_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("validate", help="cross-check infersight's engine-side figures against NVIDIA AIPerf",
+                       description="For each engine format: a simulated engine, a sidecar exporter and AIPerf "
+                                   "(from .venv-aiperf, built by scripts/setup-aiperf.sh) driving it; prints AIPerf's "
+                                   "client-side figures beside infersight's. Exit 1 if any differs by more than 10%%.")
+    p.add_argument("--aiperf", action="store_true", required=True, help="compare with AIPerf (the only validator)")
+    p.add_argument("--engine", dest="engines", action="append", metavar="ENGINE:VERSION",
+                   help="engine format to drive (repeat; default vllm:0.33, triton:vllm, nim:1.x)")
+    p.add_argument("--requests", type=int, default=120, help="requests per engine (default 120)")
+    p.add_argument("--concurrency", type=int, default=4, help="concurrent streams (default 4)")
+    p.set_defaults(run=_run_validate)
+
+
+def _run_validate(args: argparse.Namespace) -> int:
+    from exporter.validate import ENGINES, run
+    engines = [tuple(e.split(":", 1)) for e in args.engines] if args.engines else list(ENGINES)
+    return run(engines, args.requests, args.concurrency)  # type: ignore[arg-type]
+
+
 def _bench_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="measure the exporter's speed and memory",
                        description="Time parse+normalize+render against prometheus_client.parser on the same "
@@ -367,6 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     _simulate_parser(sub)
     _compare_parser(sub)
     _demo_parser(sub)
+    _validate_parser(sub)
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop cleanly in a pod
     try:

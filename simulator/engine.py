@@ -142,13 +142,16 @@ class SimulatedEngine:
                 await asyncio.sleep(0.05)
                 now = time.monotonic()
                 continue
-            end = self.model.step(now)
+            end = self.model.begin(now)
             delay = end - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
+            # The step ends when it really did: if the event loop woke late (a busy CPU), the
+            # tokens are stamped with that time, so every figure the engine reports is one a
+            # client could observe, never the optimistic schedule.
+            now = max(end, time.monotonic())
+            self.model.finish(now)
             self._deliver()
-            # Stay on the model's clock unless the event loop fell behind (then catch up, not burst).
-            now = end if time.monotonic() - end < 0.02 else time.monotonic()
 
     def _deliver(self) -> None:
         pending, self._pending = self._pending, []

@@ -131,6 +131,7 @@ class EngineModel:
         self._next_arrival: float | None = None
         self._synthetic_in_flight = 0
         self._ramp: list[float] | None = None
+        self._batch: tuple[float, list[tuple[Request, int]], list[Request]] = (0.0, [], [])
 
     # --- state read by the formats -----------------------------------------------------------
 
@@ -201,7 +202,14 @@ class EngineModel:
     # --- one iteration ---------------------------------------------------------------------------
 
     def step(self, now: float) -> float:
-        """Run one engine iteration starting at ``now``; return the time it ends."""
+        """Run one engine iteration starting at ``now``; return the time it ends (virtual time)."""
+        end = self.begin(now)
+        self.finish(end)
+        return end
+
+    def begin(self, now: float) -> float:
+        """Schedule one iteration at ``now``: admit, pick the batch, say when it will end. Nothing is
+        emitted until ``finish``, so a real-time driver can finish it when the step really ended."""
         if self.started_at is None:
             self.started_at = now
         self._synthetic_arrivals(now)
@@ -219,6 +227,7 @@ class EngineModel:
                     prefilling.append((request, chunk))
             else:
                 decoding.append(request)
+        self._batch = (now, prefilling, decoding)
         if not prefilling and not decoding:
             # Idle: wake up when the next Poisson arrival is due (or shortly, for API requests).
             wake = now + 0.005
@@ -232,11 +241,20 @@ class EngineModel:
         if any(r.prefilled_tokens == 0 and r.first_token is None for r, _ in prefilling):
             seconds += self.faults.ttft_delay_seconds
         jitter = 1 + p.step_jitter * (2 * self.rng.random() - 1)
-        end = now + seconds * jitter * self.faults.slowdown
+        return now + seconds * jitter * self.faults.slowdown
+
+    def finish(self, end: float) -> None:
+        """Complete the iteration ``begin`` scheduled, at ``end``: tokens out, KV grown, requests done."""
+        now, prefilling, decoding = self._batch
+        self._batch = (end, [], [])
+        if not prefilling and not decoding:
+            return
         self.busy_seconds += end - now
         for o in self.observers:
-            o.on_iteration(now, end, prefill_tokens, len(decoding))
+            o.on_iteration(now, end, sum(chunk for _, chunk in prefilling), len(decoding))
         for request, chunk in prefilling:
+            if request.finished is not None or not request.kv_tokens:
+                continue  # cancelled by its client, or preempted, while the step ran
             request.prefilled_tokens += chunk
             if request.prefilled_tokens >= request.prefill_target:
                 self._emit(request, end)  # the prefill's last chunk yields the first token
@@ -246,7 +264,6 @@ class EngineModel:
                 self._grow_kv(request, end)
                 if request.kv_tokens:
                     self._emit(request, end)
-        return end
 
     def _blocks(self, tokens: int) -> int:
         b = self.performance.kv_block_tokens
