@@ -156,6 +156,7 @@ def validate_engine(engine: str, version: str, requests: int = 120, concurrency:
                    "--extra-inputs", "ignore_eos:true", "--random-seed", "1", "--output-artifact-dir", str(out),
                    "--ui-type", "none", "--no-server-metrics", "--no-gpu-telemetry", "--workers-max", "1"]
         env = {k: v for k, v in os.environ.items() if k != "HF_HUB_OFFLINE"}  # offline: a local path
+        env["TMPDIR"] = str(workdir)  # AIPerf leaves memory-mapped files in the temp dir
         result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
         time.sleep(1.0)  # one more scrape after the last request
         stop.set()
