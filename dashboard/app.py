@@ -1,0 +1,29 @@
+"""infersight's web UI: ``streamlit run dashboard/app.py``. Compare engines live, cost per token, SLOs.
+
+Read-only by design: nothing on these pages changes anything outside the browser session.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `streamlit run` from a checkout
+
+from dashboard.settings import load_ui_settings  # noqa: E402
+
+PAGES = Path(__file__).resolve().parent / "app_pages"
+
+st.set_page_config(page_title="infersight", layout="wide")
+settings = load_ui_settings()
+st.session_state["settings"] = settings
+st.sidebar.caption(f"Source: {settings.source}")
+navigation = st.navigation([
+    st.Page(PAGES / "compare.py", title="Compare", default=True),
+    st.Page(PAGES / "live.py", title="Live"),
+    st.Page(PAGES / "cost.py", title="Cost"),
+    st.Page(PAGES / "slos.py", title="SLOs"),
+])
+navigation.run()

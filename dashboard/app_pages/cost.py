@@ -1,0 +1,46 @@
+"""Cost: $ per 1M tokens now and at the best throughput seen within the TTFT SLO; monthly, yearly."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import data
+from dashboard.app_pages.common import comparison, selectors, settings
+from dashboard.transforms import COST_FORMATS, best_throughput_within_slo, cost_table, display, series_frame
+from exporter.cost import GPU_PRICES, HOURS_PER_MONTH
+from exporter.slo_spec import load_spec
+
+s = settings()
+st.title("Cost per token")
+result = comparison(s)
+if result.error:
+    st.error(result.error)
+rows = selectors(result.value or [])
+
+prices = pd.DataFrame([{"GPU": name, "$/GPU-hour": p.dollars_per_hour, "vendor": p.vendor, "as of": p.as_of}
+                       for name, p in GPU_PRICES.items()])
+st.caption("GPU list prices (dated public figures; edit to what you pay, this session only):")
+prices = st.data_editor(prices, hide_index=True, width="stretch", key="prices")
+left, middle, right = st.columns(3)
+gpu = left.selectbox("GPU type", list(prices["GPU"]), index=list(prices["GPU"]).index("A100-80GB"))
+listed = float(prices.loc[prices["GPU"] == gpu, "$/GPU-hour"].iloc[0])
+gpu_count = middle.number_input("GPUs per engine", min_value=1, value=2, step=1)
+gpu_hourly = right.number_input("$ per GPU-hour", min_value=0.0, value=listed, step=0.01, format="%.4f")
+licences = {}
+for engine in sorted({str(r["engine"]) for r in rows}):
+    licences[engine] = st.number_input(f"{engine} licence, $ per month", min_value=0.0,
+                                       value=4500.0 if engine == "nim" else 0.0, step=100.0, key=f"lic-{engine}")
+st.caption(f"A month is {HOURS_PER_MONTH} hours.")
+
+spec = load_spec(s.slo_spec)
+ttft = next((slo.sli.latency.threshold_seconds for slo in spec.slos
+             if slo.sli.latency and slo.sli.latency.histogram == "llm_time_to_first_token_seconds"), None)
+history = data.timeseries(s.prometheus_url, s.exporters, s.window, 6 * 3600, max(60.0, s.refresh_seconds),
+                          s.refresh_seconds)
+best = best_throughput_within_slo(series_frame(history.value or []), ttft) if ttft else {}
+table = cost_table(rows, int(gpu_count), float(gpu_hourly), licences, best)
+st.dataframe(display(table, COST_FORMATS), hide_index=True, width="stretch")
+if ttft:
+    st.caption(f"Best throughput: the highest output tokens/s over the last 6 h at instants whose TTFT p99 "
+               f"was within the SLO's {ttft:g} s.")

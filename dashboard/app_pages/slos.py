@@ -1,0 +1,57 @@
+"""SLOs: attainment, burn rate and error budget per SLO and engine; alerts firing now."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import data
+from dashboard.app_pages.common import settings
+from dashboard.transforms import SLO_FORMATS, display
+from exporter.slo_spec import load_spec
+
+s = settings()
+st.title("SLOs")
+spec = load_spec(s.slo_spec)
+figures: list[data.SloFigure] = []
+if s.prometheus_url:
+    try:
+        figures = data.slo_figures_prometheus(s.prometheus_url, spec)
+        st.caption("From the recording rules (alerts/generated/slo-rules.yml): attainment over 30 d, burn rate "
+                   "over 1 h, error budget remaining.")
+    except Exception as e:  # noqa: BLE001 (prometheus-api-client raises several kinds)
+        st.error(f"Prometheus at {s.prometheus_url} could not be queried: {e}")
+elif s.exporters:
+    history = data.get_history(tuple(s.exporters))
+    errors = data.refresh(history, s.refresh_seconds)
+    for url, why in errors.items():
+        st.error(f"{url} unreachable ({why})")
+    snapshots = list(history.snapshots)
+    figures = data.slo_figures_embedded(snapshots, spec)
+    span = snapshots[-1].time - snapshots[0].time if len(snapshots) > 1 else 0.0
+    st.caption(f"From the exporters' scrape history ({span:.0f} s): attainment and burn rate over that span; "
+               "the 30-day error budget needs Prometheus.")
+else:
+    st.error("No data source: set INFERSIGHT_UI_PROMETHEUS_URL or INFERSIGHT_UI_EXPORTERS.")
+
+table = pd.DataFrame([{"SLO": f.slo, "engine": f.engine, "model": f.model, "objective": f.objective,
+                       "attainment": f.attainment, "burn rate": f.burn_rate, "budget remaining": f.budget_remaining}
+                      for f in figures], columns=["SLO", "engine", "model", "objective", "attainment", "burn rate",
+                                                  "budget remaining"])
+for column in ("objective", "attainment", "burn rate", "budget remaining"):
+    table[column] = pd.to_numeric(table[column], errors="coerce").astype("float64")
+st.dataframe(display(table, SLO_FORMATS), hide_index=True, width="stretch")
+
+st.subheader("Alerts firing")
+alerts = data.firing_alerts(s.alertmanager_url)
+if alerts.error:
+    st.error(alerts.error)
+elif alerts.value is None:
+    st.caption("Alertmanager not configured (INFERSIGHT_UI_ALERTMANAGER_URL).")
+elif not alerts.value:
+    st.success("No alerts firing.")
+else:
+    st.dataframe(pd.DataFrame([{"alert": a["labels"].get("alertname"), "severity": a["labels"].get("severity"),
+                                "slo": a["labels"].get("slo"), "engine": a["labels"].get("engine"),
+                                "since": a.get("startsAt"), "summary": a.get("annotations", {}).get("summary")}
+                               for a in alerts.value]), hide_index=True, width="stretch")

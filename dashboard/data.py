@@ -1,0 +1,240 @@
+"""Data access for the UI: Prometheus (prometheus-api-client) and Alertmanager, or the exporters
+scraped directly into an in-memory history. Every figure comes from ``exporter.compare``, the
+functions ``infersight compare`` uses, so the UI and the CLI never disagree."""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import httpx
+import streamlit as st
+
+from exporter.compare import History, Row, SourceError, Snapshot, embedded_rows, parse_duration, prometheus_rows, promql
+from exporter.schema import Label, M, Outcome
+from exporter.slo_rules import BUDGET_REMAINING_RECORD, OBJECTIVE_RECORD, burn_rate_record, error_ratio_record
+from exporter.slo_spec import Slo, SloSpec
+
+HISTORY_SECONDS = 6 * 3600
+LIVE_COLUMNS = ("output_tokens_per_second", "ttft_p50_seconds", "ttft_p99_seconds", "itl_p50_seconds",
+                "kv_cache_usage_ratio", "requests_waiting", "gpu_utilization_ratio")
+
+
+@dataclass
+class Result:
+    """What a page gets: the data, or why there is none (shown as an error, never a crash)."""
+
+    value: object = None
+    error: str | None = None
+
+
+@st.cache_resource(show_spinner=False)
+def get_history(urls: tuple[str, ...]) -> History:
+    """One scrape history per set of exporters, shared by every session of this UI process."""
+    return History(list(urls), max_age=HISTORY_SECONDS, timeout=3.0)
+
+
+def refresh(history: History, every: float) -> dict[str, str]:
+    """Scrape when the newest snapshot is older than ``every`` seconds; the exporters that failed."""
+    newest = history.snapshots[-1].time if history.snapshots else 0.0
+    if time.time() - newest >= every:
+        return history.scrape().errors
+    return history.snapshots[-1].errors
+
+
+def comparison(prometheus_url: str | None, exporters: Sequence[str], window: str, refresh_seconds: float) -> Result:
+    if prometheus_url:
+        try:
+            return Result(prometheus_rows(prometheus_url, window))
+        except SourceError as e:
+            return Result([], str(e))
+    if not exporters:
+        return Result([], "No data source: set INFERSIGHT_UI_PROMETHEUS_URL or INFERSIGHT_UI_EXPORTERS.")
+    history = get_history(tuple(exporters))
+    errors = refresh(history, refresh_seconds)
+    rows = embedded_rows(history.window(parse_duration(window)))
+    message = "; ".join(f"{url} unreachable ({why})" for url, why in errors.items()) or None
+    if not rows and message is None:
+        message = "Waiting for a second scrape of the exporters to compute rates (one refresh interval)."
+    return Result(rows, message)
+
+
+def embedded_points(snapshots: Sequence[Snapshot], window_seconds: float, step_seconds: float
+                    ) -> list[tuple[float, list[Row]]]:
+    """Comparison rows at every ``step_seconds``, each over the ``window_seconds`` before it."""
+    points: list[tuple[float, list[Row]]] = []
+    next_at = -math.inf
+    start = 0
+    for i, snapshot in enumerate(snapshots):
+        if snapshot.time < next_at:
+            continue
+        while snapshots[start].time < snapshot.time - window_seconds:
+            start += 1
+        rows = embedded_rows(snapshots[start:i + 1])
+        if rows:
+            points.append((snapshot.time, rows))
+        next_at = snapshot.time + step_seconds
+    return points
+
+
+def prometheus_points(url: str, window: str, range_seconds: float, step_seconds: float
+                      ) -> list[tuple[float, list[Row]]]:
+    """The same columns from Prometheus range queries (PromQL of ``exporter.compare.promql``)."""
+    from prometheus_api_client import PrometheusConnect
+
+    client = PrometheusConnect(url=url, disable_ssl=True)
+    end = time.time()
+    queries = promql(window)
+    by_time: dict[float, dict[tuple[str, ...], Row]] = {}
+    for column in LIVE_COLUMNS:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            result = client.custom_query_range(queries[column], start_time=_dt(end - range_seconds),
+                                               end_time=_dt(end), step=f"{int(step_seconds)}s")
+        for series in result:
+            labels = series["metric"]
+            for at, value in series["values"]:
+                keys = [(labels.get("engine", ""), labels.get("model", ""), labels.get("target", ""))]
+                if column == "gpu_utilization_ratio":  # a target's figure, on each of its rows
+                    keys = [k for k in by_time.get(float(at), {}) if k[0] == labels.get("engine")
+                            and k[2] == labels.get("target")]
+                for key in keys:
+                    row = by_time.setdefault(float(at), {}).setdefault(
+                        key, {"engine": key[0], "model": key[1], "target": key[2]})
+                    number = float(value)
+                    row[column] = None if math.isnan(number) else number
+    return [(at, list(rows.values())) for at, rows in sorted(by_time.items())]
+
+
+def _dt(at: float):  # prometheus-api-client takes datetimes
+    from datetime import UTC, datetime
+    return datetime.fromtimestamp(at, tz=UTC)
+
+
+def timeseries(prometheus_url: str | None, exporters: Sequence[str], window: str, range_seconds: float,
+               step_seconds: float, refresh_seconds: float) -> Result:
+    if prometheus_url:
+        try:
+            return Result(prometheus_points(prometheus_url, window, range_seconds, step_seconds))
+        except Exception as e:  # noqa: BLE001 (prometheus-api-client raises its own and requests' errors)
+            return Result([], f"Prometheus at {prometheus_url} could not be queried: {e}")
+    if not exporters:
+        return Result([], "No data source: set INFERSIGHT_UI_PROMETHEUS_URL or INFERSIGHT_UI_EXPORTERS.")
+    history = get_history(tuple(exporters))
+    errors = refresh(history, refresh_seconds)
+    end = history.snapshots[-1].time if history.snapshots else time.time()
+    snapshots = [s for s in history.snapshots if s.time >= end - range_seconds - parse_duration(window)]
+    points = [p for p in embedded_points(snapshots, parse_duration(window), step_seconds) if p[0] >= end - range_seconds]
+    message = "; ".join(f"{url} unreachable ({why})" for url, why in errors.items()) or None
+    return Result(points, message)
+
+
+def firing_alerts(alertmanager_url: str | None) -> Result:
+    if not alertmanager_url:
+        return Result(None, None)
+    try:
+        response = httpx.get(f"{alertmanager_url.rstrip('/')}/api/v2/alerts", params={"active": "true"}, timeout=5)
+        response.raise_for_status()
+        return Result(response.json())
+    except (httpx.HTTPError, ValueError) as e:
+        return Result(None, f"Alertmanager at {alertmanager_url} could not be read: {e}")
+
+
+# --- SLOs ------------------------------------------------------------------------------------------------
+
+@dataclass
+class SloFigure:
+    slo: str
+    engine: str
+    model: str
+    objective: float
+    attainment: float | None
+    burn_rate: float | None
+    budget_remaining: float | None
+
+
+def slo_figures_prometheus(url: str, spec: SloSpec, burn_window: str = "1h") -> list[SloFigure]:
+    from prometheus_api_client import PrometheusConnect
+
+    client = PrometheusConnect(url=url, disable_ssl=True)
+
+    def by_key(query: str) -> dict[tuple[str, str, str], float]:
+        return {(r["metric"].get("slo", ""), r["metric"].get("engine", ""), r["metric"].get("model", "")):
+                float(r["value"][1]) for r in client.custom_query(query)}
+
+    errors = by_key(error_ratio_record("30d"))
+    burn = by_key(burn_rate_record(burn_window))
+    budget = by_key(BUDGET_REMAINING_RECORD)
+    objective = {k[0]: v for k, v in by_key(OBJECTIVE_RECORD).items()}
+    out = []
+    for key in sorted(set(errors) | set(burn) | set(budget)):
+        slo = next((s for s in spec.slos if s.name == key[0]), None)
+        if slo is None:
+            continue
+        error = errors.get(key)
+        out.append(SloFigure(key[0], key[1], key[2], objective.get(key[0], slo.objective),
+                             None if error is None or math.isnan(error) else 1 - error,
+                             _finite(burn.get(key)), _finite(budget.get(key))))
+    return out
+
+
+def _finite(value: float | None) -> float | None:
+    return None if value is None or math.isnan(value) or math.isinf(value) else value
+
+
+def slo_figures_embedded(snapshots: Sequence[Snapshot], spec: SloSpec) -> list[SloFigure]:
+    """Attainment and burn rate over the scrape history (its whole span); the 30-day budget needs
+    Prometheus and is n/a here."""
+    from exporter.compare import increase
+
+    if len(snapshots) < 2:
+        return []
+    out = []
+    for slo in spec.slos:
+        good: dict[tuple[str, str], float] = {}
+        total: dict[tuple[str, str], float] = {}
+        for name, is_good in _sli_series(slo):
+            values: dict[tuple[tuple[str, str], ...], list[float]] = {}
+            for s in snapshots:
+                for labels, value in s.series.get(name, ()):
+                    values.setdefault(labels, []).append(value)
+            for labels, series in values.items():
+                d = dict(labels)
+                if not is_good(d, slo) and not _counts_total(d, slo, name):
+                    continue
+                key = (d.get(Label.ENGINE.value, ""), d.get(Label.MODEL.value, ""))
+                amount = increase(series)
+                if is_good(d, slo):
+                    good[key] = good.get(key, 0.0) + amount
+                if _counts_total(d, slo, name):
+                    total[key] = total.get(key, 0.0) + amount
+        for key in sorted(total):
+            if total[key] <= 0:
+                continue
+            attainment = good.get(key, 0.0) / total[key]
+            out.append(SloFigure(slo.name, key[0], key[1], slo.objective, attainment,
+                                 (1 - attainment) / (1 - slo.objective), None))
+    return out
+
+
+def _sli_series(slo: Slo):
+    latency = slo.sli.latency
+    if latency is not None:
+        threshold = latency.threshold_seconds
+
+        def good_bucket(d: dict[str, str], _: Slo) -> bool:
+            return "le" in d and d["le"] != "+Inf" and math.isclose(float(d["le"]), threshold)
+        return [(f"{latency.histogram}_bucket", good_bucket)]
+
+    def success(d: dict[str, str], _: Slo) -> bool:
+        return d.get(Label.OUTCOME.value) == Outcome.SUCCESS.value
+    return [(M.REQUESTS.name, success)]
+
+
+def _counts_total(d: dict[str, str], slo: Slo, name: str) -> bool:
+    if slo.sli.latency is not None:
+        return d.get("le") == "+Inf"
+    return d.get(Label.OUTCOME.value) in (Outcome.SUCCESS.value, Outcome.ERROR.value)
