@@ -1,0 +1,76 @@
+"""How long each page takes to render with 10 engines and 6 h of history at a 15 s step.
+
+    python -m dashboard.bench
+
+The history is built from simulated engines in virtual time (10 targets, 1,440 scrapes each),
+put in the UI's embedded history, and every page is rendered with Streamlit's AppTest; the
+figure printed is the wall time of one page run (script and data), median of three.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+from dashboard import data
+from exporter.compare import parse_snapshot
+
+APP = str(Path(__file__).resolve().parent / "app.py")
+ENGINES = 10
+HOURS = 6
+STEP = 15.0
+
+
+def build_history(urls: tuple[str, ...]) -> int:
+    from exporter.schema import Engine
+    from simulator.engine import SimulatedEngine
+    from simulator.model import run_for
+    from simulator.profiles import PROFILES
+    from tests.test_golden import normalized_exposition
+
+    kinds = [("vllm", "0.33", Engine.VLLM), ("triton", "vllm", Engine.TRITON), ("nim", "1.x", Engine.NIM)]
+    sims = [(SimulatedEngine(*kinds[i % 3][:2], PROFILES["small"], seed=i), kinds[i % 3][2], f"engine-{i}")
+            for i in range(ENGINES)]
+    history = data.get_history(urls)
+    end = time.time()
+    steps = int(HOURS * 3600 / STEP)
+    for n in range(steps):
+        for sim, _, _ in sims:
+            run_for(sim.model, 0.5, start=n * 0.5)  # a little traffic per step keeps the build quick
+        texts = [normalized_exposition(sim.metrics_text().decode(), unified, name=name) for sim, unified, name in sims]
+        history.add(parse_snapshot(texts, end - (steps - 1 - n) * STEP))
+    return steps
+
+
+def main() -> None:
+    urls = tuple(f"http://127.0.0.1:9/e{i}" for i in range(ENGINES))
+    started = time.perf_counter()
+    steps = build_history(urls)
+    print(f"history: {ENGINES} engines x {steps} scrapes ({HOURS} h at {STEP:g} s), built in "
+          f"{time.perf_counter() - started:.0f} s")
+    os.environ["INFERSIGHT_UI_EXPORTERS"] = ",".join(urls)
+    os.environ["INFERSIGHT_UI_REFRESH_SECONDS"] = "86400"
+    for page in (None, "live", "live-6h", "cost", "slos"):
+        times = []
+        for _ in range(3):
+            at = AppTest.from_file(APP, default_timeout=120).run()
+            if page:
+                at.switch_page(f"app_pages/{page.removesuffix('-6h')}.py").run()
+            t0 = time.perf_counter()
+            if page == "live-6h":
+                at.selectbox[0].select("6 hours").run()  # the whole history, 240 points per series
+            else:
+                at.run()
+            times.append(time.perf_counter() - t0)
+            assert not at.exception, at.exception
+        shown = sum(len(frame.value) for frame in at.dataframe) + len(at.get("plotly_chart"))
+        print(f"{page or 'compare':<8} {statistics.median(times):6.2f} s per render (median of 3); "
+              f"{shown} table rows + charts shown, errors: {[e.value for e in at.error]}")
+
+
+if __name__ == "__main__":
+    main()
