@@ -321,16 +321,18 @@ def _demo_parser(sub: argparse._SubParsersAction) -> None:
                        description="Three simulated engines (vLLM, Triton, NIM) with a sidecar exporter each, and "
                                    "Prometheus + Alertmanager with the project's rules when installed.")
     p.add_argument("--base-port", type=int, default=18000,
-                   help="engines on BASE..BASE+2, exporters on BASE+1400.., Prometheus BASE+1090 (default 18000)")
+                   help="engines on BASE..BASE+2, exporters on BASE+1400.., Prometheus BASE+1090, Alertmanager "
+                        "BASE+1093, web UI BASE+1501 (default 18000)")
     p.add_argument("--no-prometheus", dest="prometheus", action="store_false",
                    help="do not start Prometheus/Alertmanager even if installed")
     p.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
+    p.add_argument("--no-ui", dest="ui", action="store_false", help="do not start the web UI")
     p.set_defaults(run=_run_demo)
 
 
 def _run_demo(args: argparse.Namespace) -> int:
     from exporter.demo import run
-    return run(args.base_port, args.prometheus, args.duration)
+    return run(args.base_port, args.prometheus, args.duration, args.ui)
 
 
 def _validate_parser(sub: argparse._SubParsersAction) -> None:

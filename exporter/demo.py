@@ -1,7 +1,7 @@
 """``infersight demo``: the whole stack on one machine, no GPU.
 
 Three simulated engines (vLLM 0.33, Triton + vLLM backend, NIM 1.x) calibrated to the seed
-comparison (Llama 3.1 70B on 2x A100 80GB), a sidecar exporter beside each, and, when the Debian
+comparison (Llama 3.1 70B on 2x A100 80GB), a sidecar exporter beside each, the web UI, and, when the Debian
 binaries are installed, Prometheus with the project's rules and Alertmanager whose pager and ticket
 receivers are a local webhook that records what it gets. Without them the demo still runs: it keeps
 a short in-memory history of the exporters' scrapes and prints the comparison from it.
@@ -131,11 +131,13 @@ def wait_ready(url: str, timeout: float = 30.0) -> bool:
 
 class Demo:
     def __init__(self, base_port: int = 18000, prometheus: bool = True, print_every: float = 30.0,
-                 window: float = 60.0):
+                 window: float = 60.0, ui: bool = True):
+        self.want_ui = ui
         self.engines = demo_engines(base_port)
         self.prometheus_port = base_port + 1090
         self.alertmanager_port = base_port + 1093
         self.webhook_port = base_port + 1095
+        self.ui_port = base_port + 1501
         self.want_prometheus = prometheus
         self.print_every = print_every
         self.window = window
@@ -147,6 +149,8 @@ class Demo:
     def ports(self) -> list[tuple[int, str]]:
         ports = [(e.port, f"{e.name} simulator") for e in self.engines]
         ports += [(e.exporter_port, f"{e.name} exporter") for e in self.engines]
+        if self.want_ui:
+            ports.append((self.ui_port, "web UI"))
         if self.prometheus_binaries():
             ports += [(self.prometheus_port, "prometheus"), (self.alertmanager_port, "alertmanager"),
                       (self.webhook_port, "pager webhook")]
@@ -175,10 +179,28 @@ class Demo:
             self._spawn([*cli, "exporter", "--config", str(config)], f"exporter-{e.name}")
         if self.prometheus_binaries():
             self._start_prometheus()
+        if self.want_ui:
+            self._start_ui()
         for e in self.engines:
             for url in (f"http://{HOST}:{e.port}/health", f"http://{HOST}:{e.exporter_port}/-/ready"):
                 if not wait_ready(url):
                     raise RuntimeError(f"{url} did not become ready; logs in {self.workdir}")
+
+    def _start_ui(self) -> None:
+        import os
+
+        env = {"INFERSIGHT_UI_EXPORTERS": ",".join(self.history.urls), "INFERSIGHT_UI_REFRESH_SECONDS": "5",
+               "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+        if self.prometheus_binaries():
+            env["INFERSIGHT_UI_PROMETHEUS_URL"] = f"http://{HOST}:{self.prometheus_port}"
+            env["INFERSIGHT_UI_ALERTMANAGER_URL"] = f"http://{HOST}:{self.alertmanager_port}"
+        with open(self.workdir / "ui.log", "wb") as log:
+            self.processes.append(subprocess.Popen(
+                [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"), "--server.headless",
+                 "true", "--server.address", HOST, "--server.port", str(self.ui_port), "--server.fileWatcherType",
+                 "none"], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ, **env}))
+        if not wait_ready(f"http://{HOST}:{self.ui_port}/_stcore/health", timeout=60):
+            raise RuntimeError(f"the web UI did not start; logs in {self.workdir}")
 
     def _start_prometheus(self) -> None:
         PageRecorder.received = []
@@ -208,6 +230,8 @@ class Demo:
             lines.append(f"  {e.name:<7} engine   http://{HOST}:{e.port}{e.metrics_path()}  (OpenAI API at "
                          f"http://{HOST}:{e.port}/v1, faults: POST /control/faults)")
             lines.append(f"  {e.name:<7} exporter http://{HOST}:{e.exporter_port}/metrics")
+        if self.want_ui:
+            lines.append(f"  web UI           http://{HOST}:{self.ui_port}  (Compare, Live, Cost, SLOs)")
         if self.prometheus_binaries():
             lines.append(f"  prometheus       http://{HOST}:{self.prometheus_port}  (rules from alerts/)")
             lines.append(f"  alertmanager     http://{HOST}:{self.alertmanager_port}  (pages and tickets are printed "
@@ -253,8 +277,8 @@ class Demo:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def run(base_port: int, prometheus: bool, duration: float | None) -> int:
-    demo = Demo(base_port, prometheus)
+def run(base_port: int, prometheus: bool, duration: float | None, ui: bool = True) -> int:
+    demo = Demo(base_port, prometheus, ui=ui)
     try:
         demo.start()
         print(demo.describe(), flush=True)

@@ -70,6 +70,13 @@ def test_selectors_filter_the_table(history) -> None:
     assert list(at.dataframe[0].value["engine"]) == ["vllm"]
 
 
+def test_live_page_draws_every_signal_the_engines_export(history) -> None:
+    at = run("live")
+    assert len(at.get("plotly_chart")) == 6  # throughput, TTFT p50/p99, ITL, KV, queue
+    assert [m.value for m in at.markdown] == ["**GPU utilization**: n/a (no engine shown exports it)"]
+    assert [i.value for i in at.info] == []
+
+
 @pytest.mark.parametrize("page", ["live", "cost", "slos"])
 def test_every_page_renders_without_errors(history, page: str) -> None:
     at = run(page)

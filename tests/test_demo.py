@@ -22,7 +22,7 @@ pytestmark = pytest.mark.e2e
 def free_base_port() -> int:
     """A base port whose demo offsets (0-2, 1090-1095, 1400-1402) are all free."""
     for base in range(21000, 40000, 97):
-        ports = [base + o for o in (0, 1, 2, 1090, 1093, 1095, 1400, 1401, 1402)]
+        ports = [base + o for o in (0, 1, 2, 1090, 1093, 1095, 1400, 1401, 1402, 1501)]
         try:
             for port in ports:
                 with socket.socket() as s:
@@ -47,6 +47,7 @@ def test_demo_comparison_matches_the_engines_ground_truth() -> None:
         # Prometheus loads the project's rules and finds Alertmanager.
         prometheus = f"http://127.0.0.1:{demo.prometheus_port}"
         groups = httpx.get(f"{prometheus}/api/v1/rules", timeout=10).json()["data"]["groups"]
+        assert httpx.get(f"http://127.0.0.1:{demo.ui_port}/_stcore/health", timeout=10).text == "ok"
         assert sum(len(g["rules"]) for g in groups) == 72 + 9
         time.sleep(8)  # the engines' synthetic clients ramp up
         history = History([f"http://127.0.0.1:{e.exporter_port}/metrics" for e in demo.engines])
