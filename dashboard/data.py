@@ -62,9 +62,15 @@ def comparison(prometheus_url: str | None, exporters: Sequence[str], window: str
     return Result(rows, message)
 
 
+_POINTS: dict[tuple[float, float, int], list[Row]] = {}  # (end, window, scrapes) -> rows: a past window never changes
+
+
 def embedded_points(snapshots: Sequence[Snapshot], window_seconds: float, step_seconds: float
                     ) -> list[tuple[float, list[Row]]]:
-    """Comparison rows at every ``step_seconds``, each over the ``window_seconds`` before it."""
+    """Comparison rows at every ``step_seconds``, each over the ``window_seconds`` before it.
+    Computed rows are kept, so a refresh computes only the new points."""
+    if len(_POINTS) > 20000:
+        _POINTS.clear()
     points: list[tuple[float, list[Row]]] = []
     next_at = -math.inf
     start = 0
@@ -73,7 +79,10 @@ def embedded_points(snapshots: Sequence[Snapshot], window_seconds: float, step_s
             continue
         while snapshots[start].time < snapshot.time - window_seconds:
             start += 1
-        rows = embedded_rows(snapshots[start:i + 1])
+        key = (snapshot.time, window_seconds, i + 1 - start)
+        rows = _POINTS.get(key)
+        if rows is None:
+            rows = _POINTS[key] = embedded_rows(snapshots[start:i + 1])
         if rows:
             points.append((snapshot.time, rows))
         next_at = snapshot.time + step_seconds

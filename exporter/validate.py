@@ -156,14 +156,25 @@ def validate_engine(engine: str, version: str, requests: int = 120, concurrency:
                    "--extra-inputs", "ignore_eos:true", "--random-seed", "1", "--output-artifact-dir", str(out),
                    "--ui-type", "none", "--no-server-metrics", "--no-gpu-telemetry", "--workers-max", "1"]
         env = {k: v for k, v in os.environ.items() if k != "HF_HUB_OFFLINE"}  # offline: a local path
-        env["TMPDIR"] = str(workdir)  # AIPerf leaves memory-mapped files in the temp dir
-        result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+        # AIPerf leaves memory-mapped files in the temp dir: give it one of its own, short (its
+        # ZMQ IPC socket paths live there too and must fit a Unix socket name).
+        scratch = Path(tempfile.mkdtemp(prefix="aip-", dir="/tmp"))
+        env["TMPDIR"] = str(scratch)
+        try:
+            result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
         time.sleep(1.0)  # one more scrape after the last request
         stop.set()
         scraper.join()
         if result.returncode != 0:
             raise ValidationError(f"aiperf failed ({result.returncode}):\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
-        report = json.loads((out / "profile_export_aiperf.json").read_text())
+        export = out / "profile_export_aiperf.json"
+        if not export.exists():
+            log = out / "logs" / "aiperf.log"
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else result.stdout[-2000:]
+            raise ValidationError(f"aiperf wrote no results:\n{tail}")
+        report = json.loads(export.read_text())
     finally:
         for p in processes:
             p.terminate()

@@ -36,7 +36,7 @@ st.caption(f"A month is {HOURS_PER_MONTH} hours.")
 spec = load_spec(s.slo_spec)
 ttft = next((slo.sli.latency.threshold_seconds for slo in spec.slos
              if slo.sli.latency and slo.sli.latency.histogram == "llm_time_to_first_token_seconds"), None)
-history = data.timeseries(s.prometheus_url, s.exporters, s.window, 6 * 3600, 60.0,
+history = data.timeseries(s.prometheus_url, s.exporters, s.window, 6 * 3600, 180.0,
                           s.refresh_seconds)
 best = best_throughput_within_slo(series_frame(history.value or []), ttft) if ttft else {}
 table = cost_table(rows, int(gpu_count), float(gpu_hourly), licences, best)

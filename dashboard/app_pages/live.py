@@ -16,7 +16,7 @@ st.title("Live")
 chosen = selectors(comparison(s).value or [])
 keys = {(r["engine"], r["model"], r["target"]) for r in chosen}
 span = st.selectbox("Range", list(RANGES), index=0)
-step = RANGES[span] / 240  # at most 240 points per series
+step = RANGES[span] / 120  # at most 120 points per series
 
 
 @st.fragment(run_every=s.refresh_seconds)
