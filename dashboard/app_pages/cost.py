@@ -9,6 +9,7 @@ from dashboard import data
 from dashboard.app_pages.common import comparison, selectors, settings
 from dashboard.transforms import COST_FORMATS, best_throughput_within_slo, cost_table, display, series_frame
 from exporter.cost import GPU_PRICES, HOURS_PER_MONTH
+from exporter.schema import M
 from exporter.slo_spec import load_spec
 
 s = settings()
@@ -35,7 +36,7 @@ st.caption(f"A month is {HOURS_PER_MONTH} hours.")
 
 spec = load_spec(s.slo_spec)
 ttft = next((slo.sli.latency.threshold_seconds for slo in spec.slos
-             if slo.sli.latency and slo.sli.latency.histogram == "llm_time_to_first_token_seconds"), None)
+             if slo.sli.latency and slo.sli.latency.histogram == M.TIME_TO_FIRST_TOKEN.name), None)
 history = data.timeseries(s.prometheus_url, s.exporters, s.window, 6 * 3600, 180.0,
                           s.refresh_seconds)
 best = best_throughput_within_slo(series_frame(history.value or []), ttft) if ttft else {}
