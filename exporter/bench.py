@@ -142,7 +142,7 @@ class _Process:
     """``infersight exporter`` as a separate process, for RSS, latency and CPU figures."""
 
     def __init__(self, targets: list[str], timeout: float = 10):
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
             [sys.executable, "-m", "exporter.cli", "exporter", "--listen", f"127.0.0.1:{self.port}",
@@ -185,7 +185,7 @@ class _Engine:
         self._file = tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False)
         self._file.write(text)
         self._file.close()
-        port = _free_port()
+        port = free_port()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "exporter.cli", "replay", self._file.name, "--listen", f"127.0.0.1:{port}"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -316,7 +316,7 @@ def run(captures: list[Path], sizes: list[int], repeat: int, as_json: bool, many
     return 0
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

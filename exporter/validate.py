@@ -31,7 +31,9 @@ from pathlib import Path
 
 import httpx
 
+from exporter.bench import free_port
 from exporter.compare import History, embedded_rows
+from exporter.demo import wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 AIPERF_VENV = ROOT / ".venv-aiperf"
@@ -91,26 +93,6 @@ class Comparison:
         return all(d is not None and abs(d) <= TOLERANCE for d in self.differences().values())
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait(url: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise ValidationError(f"{url} did not become ready")
-
-
 def _aiperf_time(text: str) -> float:
     return datetime.fromisoformat(text).timestamp()  # AIPerf writes local time without a zone
 
@@ -119,7 +101,7 @@ def validate_engine(engine: str, version: str, requests: int = 120, concurrency:
                     ) -> Comparison:
     workdir = workdir or Path(tempfile.mkdtemp(prefix="infersight-validate-"))
     cli = [sys.executable, "-m", "exporter.cli"]
-    engine_port, exporter_port = _free_port(), _free_port()
+    engine_port, exporter_port = free_port(), free_port()
     processes: list[subprocess.Popen[bytes]] = []
 
     def spawn(args: list[str], name: str) -> None:
@@ -132,8 +114,9 @@ def validate_engine(engine: str, version: str, requests: int = 120, concurrency:
         path = "/v1/metrics" if engine == "nim" else "/metrics"
         spawn([*cli, "exporter", "--engine", engine, "--listen", f"127.0.0.1:{exporter_port}", "--target",
                f"{engine}=http://127.0.0.1:{engine_port}{path}"], f"exporter-{engine}")
-        _wait(f"http://127.0.0.1:{engine_port}/health")
-        _wait(f"http://127.0.0.1:{exporter_port}/-/ready")
+        for url in (f"http://127.0.0.1:{engine_port}/health", f"http://127.0.0.1:{exporter_port}/-/ready"):
+            if not wait_ready(url):
+                raise ValidationError(f"{url} did not become ready; logs in {workdir}")
         model = httpx.get(f"http://127.0.0.1:{engine_port}/v1/models", timeout=5).json()["data"][0]["id"]
 
         history = History([f"http://127.0.0.1:{exporter_port}/metrics"])

@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from simulator.model import EngineModel, FinishReason
-from simulator.signals import HISTOGRAMS, Histogram, Recorder, Signal
+from simulator.signals import Histogram, Recorder, Signal
 
 
 def build_1_2_5(limit: int) -> tuple[float, ...]:
@@ -79,6 +80,14 @@ class Format:
 
 
 # --- vLLM ----------------------------------------------------------------------------------------
+
+def _vllm_phase_histograms(buckets: tuple[float, ...]) -> list[Family]:
+    """Where a request's time went (vllm:request_*_time_seconds): the same in V0 0.6 and V1."""
+    return [Family(f"vllm:request_{name}_time_seconds", "histogram", f"Histogram of time spent in {phase} phase for "
+                   "request.", signal, buckets, created=True)
+            for name, phase, signal in (("queue", "WAITING", Signal.QUEUE), ("inference", "RUNNING", Signal.INFERENCE),
+                                        ("prefill", "PREFILL", Signal.PREFILL), ("decode", "DECODE", Signal.DECODE))]
+
 
 def _vllm_v1_families(version: tuple[int, int], max_model_len: int) -> tuple[Family, ...]:
     """vLLM V1's default families (no LoRA, spec decode or KV connector), as of ``version``."""
@@ -193,14 +202,7 @@ def _vllm_v1_families(version: tuple[int, int], max_model_len: int) -> tuple[Fam
     f += [
         Family("vllm:e2e_request_latency_seconds", "histogram", "Histogram of e2e request latency in seconds.",
                Signal.E2E, LATENCY_V1, created=True),
-        Family("vllm:request_queue_time_seconds", "histogram", "Histogram of time spent in WAITING phase for request.",
-               Signal.QUEUE, LATENCY_V1, created=True),
-        Family("vllm:request_inference_time_seconds", "histogram", "Histogram of time spent in RUNNING phase for "
-               "request.", Signal.INFERENCE, LATENCY_V1, created=True),
-        Family("vllm:request_prefill_time_seconds", "histogram", "Histogram of time spent in PREFILL phase for "
-               "request.", Signal.PREFILL, LATENCY_V1, created=True),
-        Family("vllm:request_decode_time_seconds", "histogram", "Histogram of time spent in DECODE phase for request.",
-               Signal.DECODE, LATENCY_V1, created=True),
+        *_vllm_phase_histograms(LATENCY_V1),
     ]
     if version >= (0, 30):
         f.append(Family("vllm:request_num_preemptions", "histogram", "Histogram of the number of times a request was "
@@ -243,14 +245,7 @@ def _vllm_v0_6_families(max_model_len: int) -> tuple[Family, ...]:
                Signal.E2E, LATENCY_V0_6, created=True),
         Family("vllm:time_in_queue_requests", "histogram", "Histogram of time the request spent in the queue in "
                "seconds.", Signal.QUEUE, LATENCY_V0_6, created=True),
-        Family("vllm:request_queue_time_seconds", "histogram", "Histogram of time spent in WAITING phase for request.",
-               Signal.QUEUE, LATENCY_V0_6, created=True),
-        Family("vllm:request_inference_time_seconds", "histogram", "Histogram of time spent in RUNNING phase for "
-               "request.", Signal.INFERENCE, LATENCY_V0_6, created=True),
-        Family("vllm:request_prefill_time_seconds", "histogram", "Histogram of time spent in PREFILL phase for "
-               "request.", Signal.PREFILL, LATENCY_V0_6, created=True),
-        Family("vllm:request_decode_time_seconds", "histogram", "Histogram of time spent in DECODE phase for request.",
-               Signal.DECODE, LATENCY_V0_6, created=True),
+        *_vllm_phase_histograms(LATENCY_V0_6),
         Family("vllm:request_prompt_tokens", "histogram", "Number of prefill tokens processed.", Signal.PROMPT_LENGTH,
                tokens, created=True),
         Family("vllm:request_generation_tokens", "histogram", "Number of generation tokens processed.",
@@ -377,17 +372,6 @@ class FormatState:
             text += self.fmt.extra(self.recorder, self.model_name, time.time()).encode()
         return text
 
-    def reset(self) -> None:
-        """A restart: new histograms, counters from zero, a new start time."""
-        self.created = time.time()
-        for key, old in self.histograms.items():
-            fresh = Histogram(old.bounds)
-            for hs in self.recorder._histograms.values():
-                for i, h in enumerate(hs):
-                    if h is old:
-                        hs[i] = fresh
-            self.histograms[key] = fresh
-
 
 class _PythonCollector(Collector):
     def __init__(self, state: FormatState):
@@ -403,7 +387,7 @@ class _PythonCollector(Collector):
             if family.kind == "histogram":
                 h = s.histograms[(family.name, "")]
                 for bound, count in zip(h.bounds, h.cumulative(), strict=True):
-                    metric.add_sample(f"{family.name}_bucket", {**labels, "le": _float(bound * family.scale)}, count)
+                    metric.add_sample(f"{family.name}_bucket", {**labels, "le": floatToGoString(bound * family.scale)}, count)
                 metric.add_sample(f"{family.name}_bucket", {**labels, "le": "+Inf"}, h.count)
                 metric.add_sample(f"{family.name}_count", labels, h.count)
                 metric.add_sample(f"{family.name}_sum", labels, h.sum * family.scale)
@@ -421,10 +405,6 @@ class _PythonCollector(Collector):
             yield metric
 
 
-def _float(value: float) -> str:
-    """prometheus_client's spelling of a bucket bound (floatToGoString)."""
-    from prometheus_client.utils import floatToGoString
-    return floatToGoString(value)
 
 
 # --- Triton (prometheus-cpp layout) ----------------------------------------------------------------

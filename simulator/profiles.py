@@ -31,6 +31,10 @@ class Profile:
     expected: dict[str, float] = field(default_factory=dict)
 
 
+# A small model on one L4, for the test and cross-check profiles.
+ONE_L4 = GpuSpec(count=1, name="NVIDIA L4", memory_bytes=24_000_000_000, weights_bytes=1_500_000_000,
+                 idle_watts=16.0, limit_watts=72.0)
+
 SEED_WORKLOAD = Workload(concurrency=64, prompt_tokens_mean=512, prompt_tokens_sigma=0.4, output_tokens_mean=2400,
                          output_tokens_sigma=0.2, max_tokens=4096, error_ratio=0.002, abort_ratio=0.002,
                          ramp_seconds=60)
@@ -70,16 +74,14 @@ PROFILES: dict[str, Profile] = {
                                 prefill_tokens_per_second=20000, step_jitter=0.6, max_num_seqs=64,
                                 kv_capacity_tokens=60_000),
         workload=Workload(concurrency=0, prompt_tokens_mean=200, output_tokens_mean=100, max_tokens=512),
-        gpu=GpuSpec(count=1, name="NVIDIA L4", memory_bytes=24_000_000_000, weights_bytes=1_500_000_000,
-                    idle_watts=16.0, limit_watts=72.0)),
+        gpu=ONE_L4),
     "small": Profile(
         "small", model_name="Qwen/Qwen3-0.6B", max_model_len=4096,
         performance=Performance(step_base_seconds=0.010, step_per_sequence_seconds=0.0002,
                                 prefill_tokens_per_second=40000, step_jitter=0.3, max_num_seqs=64,
                                 kv_capacity_tokens=60_000),
         workload=Workload(concurrency=4, prompt_tokens_mean=200, output_tokens_mean=60, max_tokens=256),
-        gpu=GpuSpec(count=1, name="NVIDIA L4", memory_bytes=24_000_000_000, weights_bytes=1_500_000_000,
-                    idle_watts=16.0, limit_watts=72.0)),
+        gpu=ONE_L4),
 }
 
 

@@ -123,7 +123,7 @@ def build_app(engine: SimulatedEngine) -> Starlette:
         return prompt, max_tokens, stream, include_usage, bool(body.get("ignore_eos", False))
 
     async def complete(http: HttpRequest, chat: bool) -> Response:
-        if (down := unavailable()) is not None:
+        if engine.down:
             return openai_error(503, "engine unavailable (simulated outage)", "ServiceUnavailableError")
         try:
             body = await http.json()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.validate import ENGINES, FIGURES, TOLERANCE, aiperf_binary, tokenizer_dir, validate_engine
+from exporter.validate import ENGINES, TOLERANCE, aiperf_binary, tokenizer_dir, validate_engine
 
 pytestmark = pytest.mark.e2e
 
