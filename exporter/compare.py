@@ -71,14 +71,17 @@ class History:
         self.max_age = max_age
         self.timeout = timeout
         self.snapshots: deque[Snapshot] = deque()
+        self._client = None  # one keep-alive client: a new one per scrape costs an SSL context
 
     def scrape(self, at: float | None = None) -> Snapshot:
         import httpx
 
+        if self._client is None:
+            self._client = httpx.Client(timeout=self.timeout)
         texts, errors = [], {}
         for url in self.urls:
             try:
-                response = httpx.get(url, timeout=self.timeout)
+                response = self._client.get(url)
                 response.raise_for_status()
                 texts.append(response.text)
             except httpx.HTTPError as e:
@@ -87,6 +90,11 @@ class History:
         snapshot.errors = errors
         self.add(snapshot)
         return snapshot
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
 
     def add(self, snapshot: Snapshot) -> None:
         self.snapshots.append(snapshot)

@@ -81,6 +81,7 @@ class Comparison:
     requests: int
     aiperf_tokens: float
     engine_tokens: float
+    exact: dict[str, float | None]  # the engine's raw observations, unbucketed
 
     def differences(self) -> dict[str, float | None]:
         out: dict[str, float | None] = {}
@@ -131,13 +132,16 @@ def validate_engine(engine: str, version: str, requests: int = 120, concurrency:
         scraper.start()
         out = workdir / f"aiperf-{engine}"
         command = [str(aiperf_binary()), "profile", "--model", model, "--url", f"http://127.0.0.1:{engine_port}",
-                   "--endpoint-type", "chat", "--streaming", "--concurrency", str(concurrency),
+                   "--endpoint-type", "chat", "--streaming", "--concurrency", str(concurrency), "--request-rate", "100",
+                   # A rate caps how often AIPerf looks for a free slot: with --concurrency alone its
+                   # timing manager polls without pause and takes a whole core from the engine.
                    "--request-count", str(requests), "--warmup-request-count", str(concurrency),
                    "--tokenizer", str(tokenizer_dir()), "--use-server-token-count",
                    "--prompt-input-tokens-mean", "200", "--prompt-input-tokens-stddev", "0",
                    "--prompt-output-tokens-mean", "100", "--prompt-output-tokens-stddev", "0",
                    "--extra-inputs", "ignore_eos:true", "--random-seed", "1", "--output-artifact-dir", str(out),
-                   "--ui-type", "none", "--no-server-metrics", "--no-gpu-telemetry", "--workers-max", "1"]
+                   "--ui-type", "none", "--no-server-metrics", "--no-gpu-telemetry", "--workers-max", "1",
+                   "--request-timeout-seconds", "60"]
         env = {k: v for k, v in os.environ.items() if k != "HF_HUB_OFFLINE"}  # offline: a local path
         # AIPerf leaves memory-mapped files in the temp dir: give it one of its own, short (its
         # ZMQ IPC socket paths live there too and must fit a Unix socket name).
@@ -150,6 +154,7 @@ def validate_engine(engine: str, version: str, requests: int = 120, concurrency:
         time.sleep(1.0)  # one more scrape after the last request
         stop.set()
         scraper.join()
+        history.close()
         if result.returncode != 0:
             raise ValidationError(f"aiperf failed ({result.returncode}):\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
         export = out / "profile_export_aiperf.json"
@@ -158,6 +163,12 @@ def validate_engine(engine: str, version: str, requests: int = 120, concurrency:
             tail = log.read_text(errors="replace")[-2000:] if log.exists() else result.stdout[-2000:]
             raise ValidationError(f"aiperf wrote no results:\n{tail}")
         report = json.loads(export.read_text())
+        if report.get("error_summary"):
+            raise ValidationError(f"AIPerf saw failed requests: {json.dumps(report['error_summary'])[:2000]}")
+        # The engine's exact figures for the same span, from its raw observations: they split the
+        # difference into what buckets cost and what the HTTP path adds.
+        exact = httpx.get(f"http://127.0.0.1:{engine_port}/control/truth", timeout=5, params={
+            "start": _aiperf_time(report["start_time"]), "end": _aiperf_time(report["end_time"])}).json()
     finally:
         for p in processes:
             p.terminate()
@@ -184,20 +195,26 @@ def validate_engine(engine: str, version: str, requests: int = 120, concurrency:
     engine_tokens = (row["output_tokens_per_second"] or 0.0) * span  # type: ignore[operator]
     ours["output_tokens_per_second"] = engine_tokens / report["benchmark_duration"]["avg"]
     theirs = {column: report[metric][stat] * scale for column, metric, stat, scale in FIGURES}
+    exact_figures = {column: exact.get(column) for column, *_ in FIGURES}
+    exact_figures["output_tokens_per_second"] = exact["generated_tokens"] / report["benchmark_duration"]["avg"]
     return Comparison(engine, version, theirs, ours, int(report["request_count"]["avg"]),
-                      report["total_output_tokens"]["avg"], engine_tokens)
+                      report["total_output_tokens"]["avg"], engine_tokens, exact_figures)
 
 
 def render(comparisons: list[Comparison]) -> str:
-    lines = [f"{'engine':<14}{'figure':<26}{'AIPerf (client)':>16}{'infersight':>14}{'diff':>9}"]
+    def cell(value: float | None, scale: float, unit: str) -> str:
+        return f"{'n/a' if value is None else f'{value * scale:.1f}':>11}{unit:<3}"
+
+    lines = [f"{'engine':<14}{'figure':<26}{'AIPerf (client)':>16}{'infersight':>14}{'diff':>8}"
+             f"{'engine (exact)':>18}"]
     for c in comparisons:
         for column, *_ in FIGURES:
             scale, unit = (1000, " ms") if column.endswith("_seconds") else (1, "")
-            ours, theirs, diff = c.infersight[column], c.aiperf[column], c.differences()[column]
-            lines.append(f"{c.engine + ' ' + c.version:<14}{column:<26}{theirs * scale:>13.1f}{unit:<3}"
-                         f"{'n/a' if ours is None else f'{ours * scale:.1f}':>11}{unit:<3}"
-                         f"{'n/a' if diff is None else f'{diff:+.1%}':>6}")
-        lines.append(f"{'':<14}{'output tokens (total)':<26}{c.aiperf_tokens:>13.0f}   {c.engine_tokens:>11.0f}   "
+            diff = c.differences()[column]
+            lines.append(f"{c.engine + ' ' + c.version:<14}{column:<26}  {cell(c.aiperf[column], scale, unit)}"
+                         f"{cell(c.infersight[column], scale, unit)}{'n/a' if diff is None else f'{diff:+.1%}':>8}"
+                         f"    {cell(c.exact.get(column), scale, unit)}")
+        lines.append(f"{'':<14}{'output tokens (total)':<26}  {c.aiperf_tokens:>11.0f}   {c.engine_tokens:>11.0f}   "
                      f"({c.requests} requests)")
     verdict = all(c.ok() for c in comparisons)
     lines.append(f"{'all within' if verdict else 'NOT all within'} {TOLERANCE:.0%}")

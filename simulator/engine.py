@@ -162,16 +162,18 @@ class SimulatedEngine:
 
     # --- API requests ------------------------------------------------------------------------------------
 
-    def submit(self, prompt_tokens: int, max_tokens: int | None, ignore_eos: bool
+    def submit(self, prompt_tokens: int, max_tokens: int | None, ignore_eos: bool, arrival: float | None = None
                ) -> tuple[Request, asyncio.Queue[tuple[int, bool]]]:
-        """Queue a request. Its queue yields (tokens so far, finished) at the end of every engine
-        step that gave it a token, and once when it ends: never ahead of the model's clock."""
+        """Queue a request that reached the server at ``arrival`` (time.monotonic(); default now).
+        Its queue yields (tokens so far, finished) at the end of every engine step that gave it a
+        token, and once when it ends: never ahead of the model's clock."""
         queue: asyncio.Queue[tuple[int, bool]] = asyncio.Queue()
 
         def listener(request: Request, _tokens: int, _at: float) -> None:
             self._pending.append((request, request.output_tokens, request.finished is not None))
 
-        request = self.model.submit(time.monotonic(), prompt_tokens, max_tokens, listener=listener,
+        arrival = time.monotonic() if arrival is None else arrival
+        request = self.model.submit(arrival, prompt_tokens, max_tokens, listener=listener,
                                     ignore_eos=ignore_eos)
         self._streams[request.id] = queue
         return request, queue

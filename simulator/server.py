@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request as HttpRequest
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -48,6 +49,20 @@ class BadRequest(Exception):
     def __init__(self, message: str, param: str | None = None, status: int = 400, kind: str = "BadRequestError"):
         super().__init__(message)
         self.message, self.param, self.status, self.kind = message, param, status, kind
+
+
+class StampArrival:
+    """ASGI middleware: stamp a request when its head reaches the server, before its body is read
+    and parsed. Real engines start the clock on receipt too (vLLM's ``arrival_time``), so TTFT and
+    e2e hold the server's own request handling, as the client's figures do."""
+
+    def __init__(self, app: Starlette):
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http":
+            scope.setdefault("state", {})["arrival"] = time.monotonic()
+        await self.app(scope, receive, send)
 
 
 def build_app(engine: SimulatedEngine) -> Starlette:
@@ -135,7 +150,7 @@ def build_app(engine: SimulatedEngine) -> Starlette:
             prompt, max_tokens, stream, include_usage, ignore_eos = parse(body, chat)
         except BadRequest as e:
             return openai_error(e.status, e.message, e.kind, e.param)
-        request, queue = engine.submit(prompt, max_tokens, ignore_eos)
+        request, queue = engine.submit(prompt, max_tokens, ignore_eos, arrival=http.state.arrival)
         rid = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex}"
         if stream:
             return StreamingResponse(_stream(engine, request, queue, rid, chat, include_usage),
@@ -220,7 +235,7 @@ def build_app(engine: SimulatedEngine) -> Starlette:
         Route("/control/restart", restart, methods=["POST"]),
         Route("/control/truth", truth, methods=["GET"]),
     ]
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, middleware=[Middleware(StampArrival)])
 
 
 def _text(start: int, count: int) -> str:
