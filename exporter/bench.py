@@ -10,8 +10,10 @@ reads that process's resident memory from /proc.
 from __future__ import annotations
 
 import gc
+import itertools
 import json
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -27,7 +29,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.adapters import ADAPTERS, detect_engine
 from exporter.normalize import compile_plan, normalize
-from exporter.parse import SeriesCache, parse
+from exporter.parse import Layout, SeriesCache, parse
 from exporter.render import TargetReport, render_text
 
 # vLLM 0.33 bucket lists (shared/reference/engine-metrics.md, "Bucket defaults in 0.33.0").
@@ -91,14 +93,28 @@ def _set_affinity(pid: int, cores: list[int]) -> None:
         pass
 
 
-def _median_seconds(fn, repeat: int) -> float:
-    fn()  # warm caches and compiled regexes
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+def _medians(fns: list, repeat: int, rounds: int = 3) -> list[float]:
+    """Median seconds of each function over ``rounds`` rounds of ``repeat`` calls, the functions
+    taking turns round by round: a slow spell of a shared machine falls on all of them alike, and
+    each block starts with an untimed call so no function pays for the others' cache misses."""
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(rounds):
+        for fn, out in zip(fns, times):
+            fn()
+            gc.collect()  # the garbage of the other functions' blocks is not this one's to collect
+            for _ in range(repeat):
+                started = time.perf_counter()
+                fn()
+                out.append(time.perf_counter() - started)
+    return [statistics.median(t) for t in times]
+
+
+_SAMPLE_VALUE = re.compile(r"(?m)^([^#\n][^\n]* )(-?[0-9][0-9.e+-]*)$")
+
+
+def with_new_values(text: str) -> str:
+    """The same payload one scrape later: every finite sample value changed (counters grow)."""
+    return _SAMPLE_VALUE.sub(lambda m: m.group(1) + repr(float(m.group(2)) + 1.0), text)
 
 
 @dataclass
@@ -121,10 +137,11 @@ def bench_payload(name: str, text: str, repeat: int) -> Result:
         raise SystemExit(f"{name}: no known engine's metrics in the payload")
     plan = compile_plan(ADAPTERS[engine])
     signals = list(plan.parts)
-    warm_cache = SeriesCache()
+    warm_cache, layout = SeriesCache(), Layout()
+    scrapes = itertools.cycle([text, with_new_values(text)])  # steady: known series, new values each scrape
 
-    def exporter_path(cache: dict | None) -> str:
-        normalized = normalize(plan, parse(text, plan.wanted, series=cache))
+    def exporter_path(payload: str, cache: dict | None, target_layout: Layout | None) -> str:
+        normalized = normalize(plan, parse(payload, plan.wanted, series=cache, layout=target_layout))
         return render_text([TargetReport(engine.value, "bench", True, 0.0, {}, normalized, signals)], "bench")
 
     def baseline_parse() -> None:
@@ -132,9 +149,8 @@ def bench_payload(name: str, text: str, repeat: int) -> Result:
             pass
 
     samples = count_samples(text)
-    warm = _median_seconds(lambda: exporter_path(warm_cache), repeat)
-    cold = _median_seconds(lambda: exporter_path({}), repeat)
-    theirs = _median_seconds(baseline_parse, repeat)
+    warm, cold, theirs = _medians([lambda: exporter_path(next(scrapes), warm_cache, layout),
+                                   lambda: exporter_path(text, {}, None), baseline_parse], repeat)
     return Result(name, samples, samples / warm, samples / cold, samples / theirs, theirs / warm)
 
 

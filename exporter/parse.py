@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
+from itertools import repeat
+from operator import itemgetter
 
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as _openmetrics_families
 from prometheus_client.parser import text_string_to_metric_families as _text_families
@@ -31,10 +33,125 @@ class SeriesCache(dict[str, tuple[str, "Labels | None"]]):
         super().__init__()
         self.max_entries = max_entries  # then start over: bounded memory under series churn
         self.comments: dict[str, tuple[str, str, str, tuple[str, ...]]] = {}  # HELP/TYPE lines, decoded
+        self.layouts: dict[tuple, tuple] = {}  # compiled layouts (see Layout), shared by identical payloads
 
     def clear(self) -> None:
         super().clear()
         self.comments.clear()
+        self.layouts.clear()
+
+
+class Layout:
+    """One target's last payload, cut at its sample values. Engines print the same series in the
+    same order every scrape, so when the text between the values is unchanged, the families are
+    the last scrape's with new values: one C-level split and a float() per sample replace the
+    per-line work. Built only from a payload the line parser read, and only when every kept
+    sample maps back to its line; anything else (a new series, a changed HELP or TYPE line, a
+    timestamp, a value that is not a plain number) falls back to the line parser."""
+
+    __slots__ = ("wanted", "pieces", "comment_slots", "comment_values", "sample_slots", "kept", "families",
+                 "hits", "skip")
+
+    def __init__(self) -> None:
+        self.wanted: Collection[str] | None = None
+        self.pieces: list[str] | None = None  # the text between values: compared whole
+        self.hits = 0  # scrapes read through this layout since it was built
+        self.skip = 0  # scrapes left before trying to build again (a payload that never repeats)
+
+    def clear(self) -> None:
+        self.pieces = None
+
+
+# The last space-separated token of every line: a sample's value (or a comment's last word).
+_SPLIT_VALUES = re.compile(r" ([^ \n]*)(?=\n|\Z)").split
+
+
+def _picker(indices: list[int]):
+    """A function from a sequence to the tuple of its items at ``indices`` (itemgetter, always a tuple)."""
+    if not indices:
+        return lambda _values: ()
+    if len(indices) == 1:
+        index = indices[0]
+        return lambda values: (values[index],)
+    return itemgetter(*indices)
+
+
+def _from_layout(text: str, layout: Layout) -> list[Family] | None:
+    parts = _SPLIT_VALUES(text)
+    if parts[0::2] != layout.pieces:
+        return None
+    values = parts[1::2]
+    if layout.comment_slots(values) != layout.comment_values:
+        return None
+    raw = layout.sample_slots(values)
+    if "_" in "".join(raw):  # float() accepts 1_000; the exposition format does not
+        return None
+    try:
+        numbers = list(map(float, raw))
+    except ValueError:
+        return None
+    kept = layout.kept(numbers)
+    families = []
+    for name, typ, doc, duplicates, names, labels, start, end in layout.families:
+        families.append(Family(name, typ, doc, list(zip(names, labels, kept[start:end], repeat(None))), duplicates))
+    return families
+
+
+def _build_layout(text: str, families: list[Family], series: dict, layout: Layout) -> None:
+    """Remember ``text``'s layout if every kept sample of ``families`` maps to one of its lines."""
+    layout.pieces = None
+    parts = _SPLIT_VALUES(text)
+    pieces, values = parts[0::2], parts[1::2]
+    comment_slots, sample_slots, kept_positions = [], [], []
+    samples = [s for f in families for s in f.samples]
+    next_sample = 0
+    for slot, (piece, value) in enumerate(zip(pieces, values)):
+        line = (piece.rpartition("\n")[2] + " " + value).strip()
+        if line.startswith("#"):
+            comment_slots.append(slot)
+            continue
+        if not value or not line:
+            return
+        known = series.get(line.rpartition(" ")[0])
+        if known is None:
+            return  # a line the parser did not cache (a timestamp, an untyped singleton): no layout
+        if known[1] is not None:  # a sample of a kept family, in payload order
+            if next_sample >= len(samples):
+                return
+            sample = samples[next_sample]
+            if sample[1] is not known[1] or sample[3] is not None or not _same_number(sample[2], value):
+                return
+            kept_positions.append(len(sample_slots))
+            next_sample += 1
+        sample_slots.append(slot)
+    if next_sample != len(samples):
+        return
+    table, start = [], 0
+    for f in families:
+        end = start + len(f.samples)
+        table.append((f.name, f.type, f.help, f.duplicates, [s[0] for s in f.samples], [s[1] for s in f.samples],
+                      start, end))
+        start = end
+    pick_comments = _picker(comment_slots)
+    compiled = (pieces, pick_comments, pick_comments(values), _picker(sample_slots), _picker(kept_positions), table)
+    # Replicas of a model print the same series: their targets share one compiled layout.
+    shared = getattr(series, "layouts", None)
+    if shared is not None:
+        if len(shared) > 1000:  # bounded, like the series cache: distinct layouts per engine
+            shared.clear()
+        wanted = None if layout.wanted is None else frozenset(layout.wanted)
+        compiled = shared.setdefault((wanted, tuple(pieces), compiled[2]), compiled)
+    (layout.pieces, layout.comment_slots, layout.comment_values, layout.sample_slots, layout.kept,
+     layout.families) = compiled
+    layout.hits = 0
+
+
+def _same_number(parsed: float, token: str) -> bool:
+    try:
+        value = float(token)
+    except ValueError:
+        return False
+    return value == parsed or (value != value and parsed != parsed)  # NaN equals NaN here
 
 
 class ParseError(ValueError):
@@ -73,13 +190,25 @@ _ALLOWED_SUFFIXES = {
 
 
 def parse(text: str, wanted: Collection[str] | None = None, *, openmetrics: bool = False,
-          series: dict | None = None) -> list[Family]:
+          series: dict | None = None, layout: Layout | None = None) -> list[Family]:
     """Families of ``text`` in payload order; only those named in ``wanted`` (None: all).
-    ``series`` is the target's cache of known series (see SeriesCache); it is kept bounded.
+    ``series`` is the cache of known series (see SeriesCache); it is kept bounded. ``layout`` is
+    the target's own memory of its last payload (see Layout); it needs ``series``.
 
     Raises ParseError when the payload is not a valid exposition.
     """
     if not openmetrics:
+        if layout is not None and series is not None:
+            if layout.wanted is not wanted:
+                layout.wanted, layout.pieces = wanted, None
+            if layout.pieces is not None:
+                families = _from_layout(text, layout)
+                if families is not None:
+                    layout.hits += 1
+                    return families
+                if layout.hits == 0:
+                    layout.skip = 10  # built and never matched: this payload changes between values
+                layout.pieces = None
         try:
             families = _parse_fast(text, wanted, series)
         except _Unusual:
@@ -88,6 +217,13 @@ def parse(text: str, wanted: Collection[str] | None = None, *, openmetrics: bool
         if series is not None and (len(series) > limit or len(getattr(series, "comments", ())) > limit):
             series.clear()  # series churn (new label values every scrape): start over
         if families is not None:
+            if layout is not None and series is not None:
+                if layout.skip:
+                    layout.skip -= 1
+                else:
+                    _build_layout(text, families, series, layout)
+                    if layout.pieces is None:
+                        layout.skip = 10  # this payload has no stable layout; look again later
             return families
     return _parse_with_library(text, wanted, openmetrics)
 

@@ -20,7 +20,7 @@ from exporter.cost import hourly_cost_dollars
 from exporter.fetch import Credentials, FetchClient, Payload, ScrapeError, fetch
 from exporter.normalize import Normalized, Plan, compile_plan, normalize
 from exporter.nvml import NvmlReader, NvmlUnavailable
-from exporter.parse import Family, ParseError, SeriesCache, parse
+from exporter.parse import Family, Layout, ParseError, SeriesCache, parse
 from exporter.render import TargetReport
 from exporter.schema import GPU_SIGNALS, UNDETECTED_ENGINE, Engine, GpuSource, ScrapeErrorReason, UnifiedMetric
 from exporter.settings import Auth, ResolvedTarget
@@ -72,6 +72,7 @@ class TargetScraper:
         cost = target.cost
         self.hourly_cost = (hourly_cost_dollars(cost.gpu_count, cost.gpu_hourly_dollars, cost.gpu_type,
                                                 cost.licence_monthly_dollars) if cost.configured else None)
+        self.layout = Layout()  # this target's last payload, for the values-only fast path
         self._was_up: bool | None = None
         self._inflight: asyncio.Future[TargetReport] | None = None
 
@@ -123,7 +124,7 @@ class TargetScraper:
             self.engine, self.plan = engine, self._plan(engine)
         try:
             families = parse(payload.text, self.plan.wanted, openmetrics=payload.openmetrics,
-                             series=self._caches.setdefault(self.engine, SeriesCache()))
+                             series=self._caches.setdefault(self.engine, SeriesCache()), layout=self.layout)
             normalized = normalize(self.plan, families, self.target.config.model, self.max_models)
         except ParseError as exc:
             raise ScrapeError(ScrapeErrorReason.PARSE, str(exc)) from None

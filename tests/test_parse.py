@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.parse import Family, ParseError, SeriesCache, _parse_fast, _Unusual, parse
+from exporter.parse import Family, Layout, ParseError, SeriesCache, _parse_fast, _Unusual, parse
 from tests.conftest import CAPTURES, OWN_FIXTURES
 
 
@@ -17,7 +18,11 @@ def _comparable(families):
     def value(v):
         return "nan" if isinstance(v, float) and math.isnan(v) else float(v)
 
-    return [(f.name, f.type, f.help, [(s[0], s[1], value(s[2]), s[3]) for s in f.samples]) for f in families]
+    def timestamp(t):
+        return "nan" if isinstance(t, float) and math.isnan(t) else t
+
+    return [(f.name, f.type, f.help, [(s[0], s[1], value(s[2]), timestamp(s[3])) for s in f.samples])
+            for f in families]
 
 
 def _library(text: str):
@@ -140,6 +145,70 @@ def test_a_warm_cache_reads_new_values() -> None:
         ("vllm:x", {"model_name": "m"}, 2.5, None)]
 
 
+# --- the layout: a repeated payload with new values ----------------------------------------
+
+_VALUE = re.compile(r"(?m)^([^#\n][^\n]* )([^ \n]*)$")
+
+
+def _with_values(text: str, values: list[str]) -> str:
+    """``text`` with each sample line's last token replaced, in turn, by one of ``values``."""
+    if not values:
+        return text
+    counter = iter(range(10**9))
+    return _VALUE.sub(lambda m: m.group(1) + values[next(counter) % len(values)], text)
+
+
+def _same_as_library_with(text: str, wanted, cache: SeriesCache, layout: Layout) -> None:
+    try:
+        expected = [f for f in _library(text) if wanted is None or f.name in wanted]
+    except Exception:
+        try:
+            parse(text, wanted, series=cache, layout=layout)
+        except ParseError:
+            pass
+        return
+    assert _comparable(parse(text, wanted, series=cache, layout=layout)) == _comparable(expected)
+
+
+@settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_exposition(), st.lists(_numbers, max_size=6), st.lists(_numbers, max_size=6),
+       st.one_of(st.none(), st.sets(_names, max_size=3)))
+def test_a_layout_reads_new_values_like_the_library(text: str, values: list[str], more: list[str], wanted) -> None:
+    cache, layout = SeriesCache(), Layout()
+    for payload in (text, _with_values(text, values), _with_values(text, more), text,
+                    text.replace("# TYPE", "# TYPE x gauge\n# TYPE", 1)):
+        _same_as_library_with(payload, wanted, cache, layout)
+
+
+def test_a_layout_is_used_while_only_values_change() -> None:
+    text = ('# HELP vllm:x Running.\n# TYPE vllm:x gauge\nvllm:x{model_name="m"} 1.0\n'
+            '# HELP vllm:y_total Done.\n# TYPE vllm:y_total counter\nvllm:y_total{model_name="m"} 4.0\n'
+            '# HELP vllm:z Skipped.\n# TYPE vllm:z gauge\nvllm:z 3.0\n')
+    wanted = frozenset({"vllm:x", "vllm:y"})
+    cache, layout = SeriesCache(), Layout()
+    parse(text, wanted, series=cache, layout=layout)
+    assert (layout.pieces is not None, layout.hits) == (True, 0)
+    families = parse(_with_values(text, ["2.5", "NaN", "7"]), wanted, series=cache, layout=layout)
+    assert layout.hits == 1
+    assert _comparable(families) == [("vllm:x", "gauge", "Running.", [("vllm:x", {"model_name": "m"}, 2.5, None)]),
+                                     ("vllm:y", "counter", "Done.", [("vllm:y_total", {"model_name": "m"}, "nan", None)])]
+    # A value the format does not allow, in a family nobody asked for, still fails the payload.
+    with pytest.raises(ParseError):
+        parse(_with_values(text, ["1", "2", "1_0"]), wanted, series=cache, layout=layout)
+    # A changed HELP line is a new layout, read by the line parser and remembered again.
+    changed = text.replace("Running.", "Running now.")
+    assert parse(changed, wanted, series=cache, layout=layout)[0].help == "Running now."
+    assert (layout.pieces is not None, layout.hits) == (True, 0)
+
+
+def test_a_payload_with_timestamps_stops_trying_layouts() -> None:
+    cache, layout = SeriesCache(), Layout()
+    for i in range(3):
+        text = f"# TYPE a gauge\na {i} 170000000000{i}\n"  # a value, then a timestamp in milliseconds
+        assert parse(text, None, series=cache, layout=layout)[0].samples == [("a", {}, float(i), 1700000000 + i / 1000)]
+    assert (layout.pieces, layout.skip) == (None, 8)  # no layout built; the next 8 scrapes do not try
+
+
 # --- real payloads ---------------------------------------------------------------------------
 
 _REAL = sorted(p for p in CAPTURES.rglob("*.txt")) + sorted(OWN_FIXTURES.glob("*.txt"))
@@ -148,6 +217,14 @@ _REAL = sorted(p for p in CAPTURES.rglob("*.txt")) + sorted(OWN_FIXTURES.glob("*
 @pytest.mark.parametrize("path", _REAL, ids=[p.name for p in _REAL])
 def test_real_payloads_parse_like_the_library(path) -> None:
     _assert_same_as_library(path.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("path", _REAL, ids=[p.name for p in _REAL])
+def test_real_payloads_with_new_values_parse_like_the_library(path) -> None:
+    text = path.read_text(encoding="utf-8")
+    cache, layout = SeriesCache(), Layout()
+    for values in ([], ["0.25", "+Inf", "12345678901234567890"], ["-1e-300", "NaN"]):
+        _same_as_library_with(_with_values(text, values), None, cache, layout)
 
 
 @pytest.mark.parametrize("path", [p for p in _REAL if "README-example" not in p.name and "vllm_backend" not in p.name],
