@@ -14,10 +14,12 @@ import itertools
 import json
 import os
 import re
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -128,6 +130,7 @@ class Result:
     rss_bytes: int | None = None  # the exporter process after 20 scrapes of this payload
     peak_rss_bytes: int | None = None
     added_latency_p99_seconds: float | None = None  # p99 through the exporter minus p99 direct
+    prometheus_samples_per_cpu_second: float | None = None  # Prometheus ingesting this payload (one core)
 
 
 def bench_payload(name: str, text: str, repeat: int) -> Result:
@@ -294,6 +297,58 @@ def measure_many_targets(text: str, targets: int, scrapes: int = 5, interval: fl
         engine.close()
 
 
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def measure_prometheus_ingest(text: str, seconds: float = 20.0, interval: str = "200ms") -> dict | None:
+    """Prometheus itself as the yardstick: Debian's ``prometheus`` (one core: GOMAXPROCS=1 and pinned)
+    scrapes a stand-in engine serving ``text`` every ``interval``; samples it appended per CPU
+    second of its process, over ``seconds`` after a warm-up. None where Prometheus is not installed."""
+    binary = shutil.which("prometheus")
+    if binary is None:
+        return None
+    engine = _Engine(text)
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="infersight-bench-") as tmp:
+        config = Path(tmp) / "prometheus.yml"
+        config.write_text(f"global:\n  scrape_interval: {interval}\n  scrape_timeout: {interval}\nscrape_configs:\n"
+                          f"  - job_name: engine\n    static_configs:\n      - targets: ['{engine.url.split('/')[2]}']\n")
+        process = subprocess.Popen(
+            [binary, f"--config.file={config}", f"--storage.tsdb.path={tmp}/data",
+             f"--web.listen-address=127.0.0.1:{port}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "GOMAXPROCS": "1"})
+        _set_affinity(process.pid, _ALL_CORES[-1:])
+        url = f"http://127.0.0.1:{port}/metrics"
+
+        def appended() -> float:
+            own = httpx.get(url, timeout=10).text
+            return sum(s.value for f in text_string_to_metric_families(own)
+                       if f.name == "prometheus_tsdb_head_samples_appended" for s in f.samples)
+
+        try:
+            deadline = time.monotonic() + 30
+            while True:  # ready, and past the first scrapes (every series new)
+                try:
+                    if appended() >= 5 * count_samples(text):
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline or process.poll() is not None:
+                    return None
+                time.sleep(0.5)
+            samples, cpu = appended(), _cpu_seconds(process.pid)
+            time.sleep(seconds)
+            samples, cpu = appended() - samples, _cpu_seconds(process.pid) - cpu
+            return {"samples_per_cpu_second": samples / cpu if cpu else None, "samples_appended": samples,
+                    "cpu_seconds": cpu, "interval": interval, "payload_samples": count_samples(text)}
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+            engine.close()
+
+
 def run(captures: list[Path], sizes: list[int], repeat: int, as_json: bool, many_targets: int = 0) -> int:
     core = _pin_to_one_core()
     payloads = [(f"capture:{p.name}", p.read_text(encoding="utf-8")) for p in captures]
@@ -309,6 +364,12 @@ def run(captures: list[Path], sizes: list[int], repeat: int, as_json: bool, many
     for result in results:
         if result.payload == smallest[0]:
             result.added_latency_p99_seconds = measure_added_latency(smallest[1])
+    # Prometheus' own ingestion, the issue's yardstick, on the payload nearest 10k samples.
+    yardstick = min(generated or payloads, key=lambda p: abs(count_samples(p[1]) - 10_000))
+    prometheus = measure_prometheus_ingest(yardstick[1])
+    for result in results:
+        if result.payload == yardstick[0] and prometheus:
+            result.prometheus_samples_per_cpu_second = prometheus["samples_per_cpu_second"]
     fleet = measure_many_targets(smallest[1], many_targets) if many_targets else None
     if as_json:
         print(json.dumps(fleet if fleet else [asdict(r) for r in results], indent=2))
@@ -324,6 +385,13 @@ def run(captures: list[Path], sizes: list[int], repeat: int, as_json: bool, many
     added = next(r.added_latency_p99_seconds for r in results if r.payload == smallest[0])
     print(f"added p99 latency of a scrape through the exporter ({smallest[0]}, 4 concurrent clients): "
           f"{added * 1000:.2f} ms")
+    if prometheus:
+        ours = next(r.samples_per_second for r in results if r.payload == yardstick[0])
+        print(f"Prometheus itself ingesting {yardstick[0]} (one core, scrape every {prometheus['interval']}): "
+              f"{prometheus['samples_per_cpu_second']:,.0f} samples per CPU second; the exporter's steady path "
+              f"{ours / prometheus['samples_per_cpu_second']:.2f}x that")
+    else:
+        print("Prometheus is not installed (scripts/setup.sh installs it): no yardstick measured")
     if fleet:
         print(f"{fleet['targets']} targets ({fleet['targets_up']} up) of {fleet['payload_samples']} samples: "
               f"{fleet['cpu_seconds_per_scrape']:.2f} CPU s per scrape ({fleet['wall_seconds_per_scrape']:.2f} s wall), "
