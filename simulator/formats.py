@@ -60,7 +60,7 @@ class Family:
     signal: Signal | None = None
     buckets: tuple[float, ...] = ()
     label: str | None = None
-    values: tuple[tuple[str, Signal | FinishReason], ...] = ()
+    values: tuple[tuple[str, Signal | FinishReason | tuple[FinishReason, ...]], ...] = ()
     scale: float = 1.0
     created: bool = False
     model: str | None = None  # overrides the model label's value (Triton's per-model series)
@@ -89,12 +89,20 @@ def _vllm_phase_histograms(buckets: tuple[float, ...]) -> list[Family]:
                                         ("prefill", "PREFILL", Signal.PREFILL), ("decode", "DECODE", Signal.DECODE))]
 
 
+# Engines before vLLM 0.11 (V0, V1 up to 0.10, NIM 1.x) have no "error" finish reason, so the
+# simulator counts the requests it fails as aborted; NIM's request_failure_total ("any other
+# finish reason") then stays the sum of its non-success reasons, as on the real engine.
+V0_FINISHED: tuple[tuple[str, FinishReason | tuple[FinishReason, ...]], ...] = (
+    ("stop", FinishReason.STOP), ("length", FinishReason.LENGTH), ("abort", (FinishReason.ABORT, FinishReason.ERROR)))
+
+
 def _vllm_v1_families(version: tuple[int, int], max_model_len: int) -> tuple[Family, ...]:
     """vLLM V1's default families (no LoRA, spec decode or KV connector), as of ``version``."""
     tokens = build_1_2_5(max_model_len)
-    finished = tuple((r.value, r) for r in (FinishReason.STOP, FinishReason.LENGTH, FinishReason.ABORT))
+    finished: tuple = V0_FINISHED  # before 0.11 V1 had no "error" reason either
     if version >= (0, 11):
-        finished += (("error", FinishReason.ERROR),)
+        finished = (("stop", FinishReason.STOP), ("length", FinishReason.LENGTH), ("abort", FinishReason.ABORT),
+                    ("error", FinishReason.ERROR))
     if version >= (0, 33):
         finished += (("repetition", Signal.ZERO),)
     old, new = version < (0, 12), version >= (0, 10)
@@ -218,7 +226,6 @@ def _vllm_v0_6_families(max_model_len: int) -> tuple[Family, ...]:
     """vLLM 0.6.x (V0 engine, vllm/engine/metrics.py): counters without _created (multiprocess-safe
     prometheus_client metrics were created with the default registry, which writes them; see test)."""
     tokens = build_1_2_5(max_model_len)
-    finished = tuple((r.value, r) for r in (FinishReason.STOP, FinishReason.LENGTH, FinishReason.ABORT))
     return (
         Family("vllm:cache_config_info", "gauge", "Information of the LLMEngine CacheConfig", Signal.ONE),
         Family("vllm:num_requests_running", "gauge", "Number of requests currently running on GPU.", Signal.RUNNING),
@@ -257,7 +264,7 @@ def _vllm_v0_6_families(max_model_len: int) -> tuple[Family, ...]:
         Family("vllm:request_params_max_tokens", "histogram", "Histogram of the max_tokens request parameter.",
                Signal.MAX_TOKENS, tokens, created=True),
         Family("vllm:request_success", "counter", "Count of successfully processed requests.",
-               label="finished_reason", values=finished, created=True),
+               label="finished_reason", values=V0_FINISHED, created=True),
         Family("vllm:avg_prompt_throughput_toks_per_s", "gauge", "Average prefill throughput in tokens/s.",
                Signal.PROMPT_THROUGHPUT),
         Family("vllm:avg_generation_throughput_toks_per_s", "gauge", "Average generation throughput in tokens/s.",
@@ -296,8 +303,7 @@ def _nim_families(max_model_len: int) -> tuple[Family, ...]:
         Family("request_generation_tokens", "histogram", "Number of generation tokens processed.",
                Signal.GENERATION_LENGTH, tokens, created=True),
         Family("request_finish", "counter", "Count of finished requests, differentiated by finish reason as label.",
-               label="finished_reason", values=tuple((r.value, r) for r in (FinishReason.STOP, FinishReason.LENGTH,
-                                                                              FinishReason.ABORT)), created=True),
+               label="finished_reason", values=V0_FINISHED, created=True),
         Family("request_success", "counter", "Count of successful requests.", Signal.SUCCEEDED, created=True),
         Family("request_failure", "counter", "Count of failed requests.", Signal.FAILED, created=True),
     )
@@ -356,7 +362,9 @@ class FormatState:
         base = self.fmt.labels(family.model or self.model_name)
         return base if family.only is None else {k: v for k, v in base.items() if k in family.only}
 
-    def value(self, source: Signal | FinishReason) -> float:
+    def value(self, source: Signal | FinishReason | tuple[FinishReason, ...]) -> float:
+        if isinstance(source, tuple):  # several finish reasons under one label value
+            return float(sum(self.recorder.finished[reason] for reason in source))
         if isinstance(source, FinishReason):
             return float(self.recorder.finished[source])
         return float(self.recorder.gauge(source))

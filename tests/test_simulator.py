@@ -270,3 +270,26 @@ def test_restart_resets_the_counters() -> None:
         text.splitlines()
     assert sim.restarts == 1
     assert not math.isnan(sim.recorder.gpu_utilization())
+
+
+@pytest.mark.parametrize(("engine", "version", "family", "failure"), [
+    ("nim", "1.x", "request_finish_total", "request_failure_total"),
+    ("vllm", "0.6", "vllm:request_success_total", None),
+    ("vllm", "0.10", "vllm:request_success_total", None),
+])
+def test_engines_without_an_error_reason_count_failed_requests_as_aborted(engine: str, version: str, family: str,
+                                                                          failure: str | None) -> None:
+    from dataclasses import replace
+
+    profile = PROFILES["small"]
+    profile = replace(profile, workload=replace(profile.workload, concurrency=16, error_ratio=0.1, abort_ratio=0.05))
+    simulated = SimulatedEngine(engine, version, profile, seed=5)
+    run_for(simulated.model, 120)
+    finished = simulated.recorder.finished
+    assert finished[FinishReason.ERROR] > 0 and finished[FinishReason.ABORT] > 0
+    samples = {(s.name, s.labels.get("finished_reason")): s.value
+               for f in text_string_to_metric_families(simulated.metrics_text().decode()) for s in f.samples}
+    assert samples[(family, "abort")] == finished[FinishReason.ABORT] + finished[FinishReason.ERROR]
+    assert (family, "error") not in samples
+    if failure is not None:  # NIM's failures are every finish reason but stop and length
+        assert samples[(failure, None)] == samples[(family, "abort")]
