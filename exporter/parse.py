@@ -58,9 +58,6 @@ class Layout:
         self.hits = 0  # scrapes read through this layout since it was built
         self.skip = 0  # scrapes left before trying to build again (a payload that never repeats)
 
-    def clear(self) -> None:
-        self.pieces = None
-
 
 # The last space-separated token of every line: a sample's value (or a comment's last word).
 _SPLIT_VALUES = re.compile(r" ([^ \n]*)(?=\n|\Z)").split

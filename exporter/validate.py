@@ -154,7 +154,6 @@ def validate_engine(engine: str, version: str, requests: int = 120, concurrency:
         time.sleep(1.0)  # one more scrape after the last request
         stop.set()
         scraper.join()
-        history.close()
         if result.returncode != 0:
             raise ValidationError(f"aiperf failed ({result.returncode}):\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
         export = out / "profile_export_aiperf.json"
