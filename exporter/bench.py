@@ -187,8 +187,7 @@ class _Process:
         raise KeyError(field)
 
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+        return _cpu_seconds(self.process.pid)
 
     def close(self) -> None:
         self.process.terminate()
@@ -310,7 +309,7 @@ def measure_prometheus_ingest(text: str, seconds: float = 20.0, interval: str = 
     if binary is None:
         return None
     engine = _Engine(text)
-    port = free_port()
+    port, payload_samples = free_port(), count_samples(text)
     with tempfile.TemporaryDirectory(prefix="infersight-bench-") as tmp:
         config = Path(tmp) / "prometheus.yml"
         config.write_text(f"global:\n  scrape_interval: {interval}\n  scrape_timeout: {interval}\nscrape_configs:\n"
@@ -331,7 +330,7 @@ def measure_prometheus_ingest(text: str, seconds: float = 20.0, interval: str = 
             deadline = time.monotonic() + 30
             while True:  # ready, and past the first scrapes (every series new)
                 try:
-                    if appended() >= 5 * count_samples(text):
+                    if appended() >= 5 * payload_samples:
                         break
                 except httpx.HTTPError:
                     pass
@@ -342,7 +341,7 @@ def measure_prometheus_ingest(text: str, seconds: float = 20.0, interval: str = 
             time.sleep(seconds)
             samples, cpu = appended() - samples, _cpu_seconds(process.pid) - cpu
             return {"samples_per_cpu_second": samples / cpu if cpu else None, "samples_appended": samples,
-                    "cpu_seconds": cpu, "interval": interval, "payload_samples": count_samples(text)}
+                    "cpu_seconds": cpu, "interval": interval, "payload_samples": payload_samples}
         finally:
             process.terminate()
             process.wait(timeout=30)

@@ -59,6 +59,8 @@ class Layout:
         self.skip = 0  # scrapes left before trying to build again (a payload that never repeats)
 
 
+LAYOUT_RETRY_SCRAPES = 10  # scrapes a target's payload goes without a layout after one failed
+
 # The last space-separated token of every line: a sample's value (or a comment's last word).
 _SPLIT_VALUES = re.compile(r" ([^ \n]*)(?=\n|\Z)").split
 
@@ -204,7 +206,7 @@ def parse(text: str, wanted: Collection[str] | None = None, *, openmetrics: bool
                     layout.hits += 1
                     return families
                 if layout.hits == 0:
-                    layout.skip = 10  # built and never matched: this payload changes between values
+                    layout.skip = LAYOUT_RETRY_SCRAPES  # built, never matched: it changes between values
                 layout.pieces = None
         try:
             families = _parse_fast(text, wanted, series)
@@ -220,7 +222,7 @@ def parse(text: str, wanted: Collection[str] | None = None, *, openmetrics: bool
                 else:
                     _build_layout(text, families, series, layout)
                     if layout.pieces is None:
-                        layout.skip = 10  # this payload has no stable layout; look again later
+                        layout.skip = LAYOUT_RETRY_SCRAPES  # no stable layout; look again later
             return families
     return _parse_with_library(text, wanted, openmetrics)
 

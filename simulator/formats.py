@@ -99,10 +99,8 @@ V0_FINISHED: tuple[tuple[str, FinishReason | tuple[FinishReason, ...]], ...] = (
 def _vllm_v1_families(version: tuple[int, int], max_model_len: int) -> tuple[Family, ...]:
     """vLLM V1's default families (no LoRA, spec decode or KV connector), as of ``version``."""
     tokens = build_1_2_5(max_model_len)
-    finished: tuple = V0_FINISHED  # before 0.11 V1 had no "error" reason either
-    if version >= (0, 11):
-        finished = (("stop", FinishReason.STOP), ("length", FinishReason.LENGTH), ("abort", FinishReason.ABORT),
-                    ("error", FinishReason.ERROR))
+    # Before 0.11 V1 had no "error" reason either; from 0.11 every reason the model knows.
+    finished: tuple = tuple((r.value, r) for r in FinishReason) if version >= (0, 11) else V0_FINISHED
     if version >= (0, 33):
         finished += (("repetition", Signal.ZERO),)
     old, new = version < (0, 12), version >= (0, 10)
