@@ -30,9 +30,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.adapters import ADAPTERS, detect_engine
-from exporter.normalize import compile_plan, normalize
-from exporter.parse import Layout, SeriesCache, parse
-from exporter.render import TargetReport, render_text
+from exporter.normalize import compile_plan
+from exporter.parse import Layout, SeriesCache
+from exporter.program import parse_and_normalize
+from exporter.render import RenderCache, TargetReport, render_text
 
 # vLLM 0.33 bucket lists (shared/reference/engine-metrics.md, "Bucket defaults in 0.33.0").
 _TTFT = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5, 7.5, 10, 20, 40, 80, 160,
@@ -140,20 +141,22 @@ def bench_payload(name: str, text: str, repeat: int) -> Result:
         raise SystemExit(f"{name}: no known engine's metrics in the payload")
     plan = compile_plan(ADAPTERS[engine])
     signals = list(plan.parts)
-    warm_cache, layout = SeriesCache(), Layout()
+    warm_cache, layout, render_cache = SeriesCache(), Layout(), RenderCache()
     scrapes = itertools.cycle([text, with_new_values(text)])  # steady: known series, new values each scrape
 
-    def exporter_path(payload: str, cache: dict | None, target_layout: Layout | None) -> str:
-        normalized = normalize(plan, parse(payload, plan.wanted, series=cache, layout=target_layout))
-        return render_text([TargetReport(engine.value, "bench", True, 0.0, {}, normalized, signals)], "bench")
+    def exporter_path(payload: str, cache: dict | None, target_layout: Layout | None,
+                      rendered: RenderCache | None) -> str:
+        normalized = parse_and_normalize(payload, plan, series=cache, layout=target_layout)
+        return render_text([TargetReport(engine.value, "bench", True, 0.0, {}, normalized, signals)], "bench",
+                           cache=rendered)
 
     def baseline_parse() -> None:
         for _ in text_string_to_metric_families(text):
             pass
 
     samples = count_samples(text)
-    warm, cold, theirs = _medians([lambda: exporter_path(next(scrapes), warm_cache, layout),
-                                   lambda: exporter_path(text, {}, None), baseline_parse], repeat)
+    warm, cold, theirs = _medians([lambda: exporter_path(next(scrapes), warm_cache, layout, render_cache),
+                                   lambda: exporter_path(text, {}, None, None), baseline_parse], repeat)
     return Result(name, samples, samples / warm, samples / cold, samples / theirs, theirs / warm)
 
 

@@ -54,6 +54,12 @@ class Plan:
     canonical: dict[str, str]  # payload family name -> the name rows use
     # metric -> parts, each part a tuple of alias rows in priority order
     parts: dict[UnifiedMetric, tuple[tuple[Row, ...], ...]]
+    gpu: bool = True  # whether the adapter's GPU rows are in
+
+    @property
+    def key(self) -> tuple:
+        """What the plan was compiled from (plans themselves are not hashable)."""
+        return (self.adapter.engine, self.gpu)
 
 
 def compile_plan(adapter: Adapter, *, gpu: bool = True) -> Plan:
@@ -73,7 +79,7 @@ def compile_plan(adapter: Adapter, *, gpu: bool = True) -> Plan:
     for row in rows:
         grouped[row.metric][row.part].append(row)
     parts = {metric: tuple(tuple(rows) for rows in by_part.values()) for metric, by_part in grouped.items()}
-    return Plan(adapter, frozenset(canonical), canonical, parts)
+    return Plan(adapter, frozenset(canonical), canonical, parts, gpu)
 
 
 _ACCEPTED_TYPES = {

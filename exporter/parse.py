@@ -50,11 +50,15 @@ class Layout:
     timestamp, a value that is not a plain number) falls back to the line parser."""
 
     __slots__ = ("wanted", "pieces", "comment_slots", "comment_values", "sample_slots", "kept", "families",
-                 "hits", "skip")
+                 "programs", "values", "hits", "skip")
 
     def __init__(self) -> None:
         self.wanted: Collection[str] | None = None
         self.pieces: list[str] | None = None  # the text between values: compared whole
+        # The kept samples' values, in family order, when the last parse was read through this
+        # layout (None when the line parser read it): what exporter.program computes from.
+        self.values: tuple[float, ...] | None = None
+        self.programs: dict = {}  # compiled normalize programs of this layout (exporter.program)
         self.hits = 0  # scrapes read through this layout since it was built
         self.skip = 0  # scrapes left before trying to build again (a payload that never repeats)
 
@@ -75,7 +79,8 @@ def _picker(indices: list[int]):
     return itemgetter(*indices)
 
 
-def _from_layout(text: str, layout: Layout) -> list[Family] | None:
+def _from_layout(text: str, layout: Layout) -> tuple[float, ...] | None:
+    """The kept samples' values, in family order, when ``text`` has the layout's text between values."""
     parts = _SPLIT_VALUES(text)
     if parts[0::2] != layout.pieces:
         return None
@@ -89,11 +94,32 @@ def _from_layout(text: str, layout: Layout) -> list[Family] | None:
         numbers = list(map(float, raw))
     except ValueError:
         return None
-    kept = layout.kept(numbers)
-    families = []
-    for name, typ, doc, duplicates, names, labels, start, end in layout.families:
-        families.append(Family(name, typ, doc, list(zip(names, labels, kept[start:end], repeat(None))), duplicates))
-    return families
+    return layout.kept(numbers)
+
+
+def values_through_layout(text: str, wanted: Collection[str] | None, layout: Layout) -> tuple[float, ...] | None:
+    """The values of ``text``'s kept samples, in family order, when its text between values is the
+    layout's (its families are then ``layout_families(layout, values)``); else None, and the next
+    ``parse`` reads the payload with the line parser and remembers its layout."""
+    layout.values = None
+    if layout.wanted is not wanted:
+        layout.wanted, layout.pieces = wanted, None
+    if layout.pieces is None:
+        return None
+    values = _from_layout(text, layout)
+    if values is None:
+        if layout.hits == 0:
+            layout.skip = LAYOUT_RETRY_SCRAPES  # built, never matched: it changes between values
+        layout.pieces = None
+        return None
+    layout.hits += 1
+    layout.values = values
+    return values
+
+
+def layout_families(layout: Layout, values: tuple[float, ...]) -> list[Family]:
+    return [Family(name, typ, doc, list(zip(names, labels, values[start:end], repeat(None))), duplicates)
+            for name, typ, doc, duplicates, names, labels, start, end in layout.families]
 
 
 def _build_layout(text: str, families: list[Family], series: dict, layout: Layout) -> None:
@@ -132,7 +158,8 @@ def _build_layout(text: str, families: list[Family], series: dict, layout: Layou
                       start, end))
         start = end
     pick_comments = _picker(comment_slots)
-    compiled = (pieces, pick_comments, pick_comments(values), _picker(sample_slots), _picker(kept_positions), table)
+    compiled = (pieces, pick_comments, pick_comments(values), _picker(sample_slots), _picker(kept_positions), table,
+                {})
     # Replicas of a model print the same series: their targets share one compiled layout.
     shared = getattr(series, "layouts", None)
     if shared is not None:
@@ -141,7 +168,7 @@ def _build_layout(text: str, families: list[Family], series: dict, layout: Layou
         wanted = None if layout.wanted is None else frozenset(layout.wanted)
         compiled = shared.setdefault((wanted, tuple(pieces), compiled[2]), compiled)
     (layout.pieces, layout.comment_slots, layout.comment_values, layout.sample_slots, layout.kept,
-     layout.families) = compiled
+     layout.families, layout.programs) = compiled
     layout.hits = 0
 
 
@@ -196,18 +223,13 @@ def parse(text: str, wanted: Collection[str] | None = None, *, openmetrics: bool
 
     Raises ParseError when the payload is not a valid exposition.
     """
+    if layout is not None:
+        layout.values = None
     if not openmetrics:
         if layout is not None and series is not None:
-            if layout.wanted is not wanted:
-                layout.wanted, layout.pieces = wanted, None
-            if layout.pieces is not None:
-                families = _from_layout(text, layout)
-                if families is not None:
-                    layout.hits += 1
-                    return families
-                if layout.hits == 0:
-                    layout.skip = LAYOUT_RETRY_SCRAPES  # built, never matched: it changes between values
-                layout.pieces = None
+            values = values_through_layout(text, wanted, layout)
+            if values is not None:
+                return layout_families(layout, values)
         try:
             families = _parse_fast(text, wanted, series)
         except _Unusual:

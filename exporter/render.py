@@ -37,7 +37,7 @@ class TargetReport:
     dropped_series: int = 0  # cumulative: series over the model cap
 
 
-Row = tuple[list[str], "float | Histogram"]  # label values in the metric's label order, value
+Row = tuple[tuple[str, ...], "float | Histogram"]  # label values in the metric's label order, value
 
 
 def _buckets(hist: Histogram, go: Callable[[float], str] = floatToGoString) -> list[tuple[str, float]]:
@@ -61,10 +61,10 @@ def _go_float_cache() -> Callable[[float], str]:
     return go
 
 
-def _label_values(metric: UnifiedMetric, engine: str, target: str, key: Sequence[str]) -> list[str]:
+def _label_values(metric: UnifiedMetric, engine: str, target: str, key: Sequence[str]) -> tuple[str, ...]:
     rest = iter(key)
-    return [engine if label is Label.ENGINE else target if label is Label.TARGET else next(rest)
-            for label in metric.labels]
+    return tuple([engine if label is Label.ENGINE else target if label is Label.TARGET else next(rest)
+                  for label in metric.labels])
 
 
 def _collect(reports: Iterable[TargetReport], version: str) -> dict[UnifiedMetric, list[Row]]:
@@ -78,18 +78,18 @@ def _collect(reports: Iterable[TargetReport], version: str) -> dict[UnifiedMetri
             for key in sorted(series):
                 out.append((_label_values(metric, report.engine, report.target, key), series[key]))
 
-    rows[M.EXPORTER_BUILD_INFO].append(([version], 1))
+    rows[M.EXPORTER_BUILD_INFO].append(((version,), 1))
     for report in reports:
-        target_labels = [report.engine, report.target]
+        target_labels = (report.engine, report.target)
         rows[M.EXPORTER_TARGET_UP].append((target_labels, 1 if report.up else 0))
         rows[M.EXPORTER_TARGET_SCRAPE_DURATION].append((target_labels, report.duration_seconds))
         for reason in ScrapeErrorReason:
-            rows[M.EXPORTER_SCRAPE_ERRORS].append((target_labels + [reason.value], report.errors.get(reason, 0)))
+            rows[M.EXPORTER_SCRAPE_ERRORS].append((target_labels + (reason.value,), report.errors.get(reason, 0)))
         rows[M.EXPORTER_DROPPED_SERIES].append((target_labels, report.dropped_series))
         if report.hourly_cost_dollars is not None:
             rows[M.HOURLY_COST_DOLLARS].append((target_labels, report.hourly_cost_dollars))
         if report.gpu_up is not None:
-            rows[M.EXPORTER_GPU_SOURCE_UP].append((target_labels + [report.gpu_source.value], 1 if report.gpu_up else 0))
+            rows[M.EXPORTER_GPU_SOURCE_UP].append((target_labels + (report.gpu_source.value,), 1 if report.gpu_up else 0))
         available: dict[UnifiedMetric, bool] = {}
         if report.normalized is not None:
             add_normalized(report, report.normalized)
@@ -100,7 +100,7 @@ def _collect(reports: Iterable[TargetReport], version: str) -> dict[UnifiedMetri
         if report.up:  # while down nothing is known; target_up says so
             for signal in report.signals:
                 rows[M.EXPORTER_SIGNAL_AVAILABLE].append(
-                    (target_labels + [signal.name], 1 if available.get(signal) else 0))
+                    (target_labels + (signal.name,), 1 if available.get(signal) else 0))
     return {metric: series for metric, series in rows.items() if series}
 
 
@@ -122,9 +122,37 @@ def build_families(reports: Iterable[TargetReport], version: str) -> list[Metric
     return families
 
 
-def render_text(reports: Iterable[TargetReport], version: str, extra: list[Metric] = ()) -> str:
+class RenderCache:
+    """How each series is written in the text format, remembered across scrapes: engines repeat
+    their series every scrape with new values only, so each label string is built once. Keyed
+    by metric name and label values. Bounded by the lines it holds (about 100 bytes each): past
+    that (series churn, or more series than one sidecar has) it starts over."""
+
+    def __init__(self, max_lines: int = 200_000):
+        self.max_lines = max_lines
+        self.lines = 0
+        self.plain: dict[tuple, str] = {}  # -> 'name{labels} '
+        # -> (bounds in order with +Inf, a prefix per bucket line, the _count and _sum prefixes or None)
+        self.histograms: dict[tuple, tuple[list[float], list[str], str | None, str | None]] = {}
+
+    def bound(self) -> None:
+        if self.lines > self.max_lines:
+            self.plain.clear()
+            self.histograms.clear()
+            self.lines = 0
+
+
+def _pairs(names: list[str], order: list[int], values: Sequence[str]) -> str:
+    return ",".join([f'{names[i]}="{_label_value(values[i])}"' for i in order])
+
+
+def render_text(reports: Iterable[TargetReport], version: str, extra: list[Metric] = (),
+                cache: RenderCache | None = None) -> str:
     """The text format of one scrape, written straight from the collected series: the same bytes
-    as ``text_exposition(build_families(...) + extra)``, without building per-sample objects."""
+    as ``text_exposition(build_families(...) + extra)``, without building per-sample objects.
+    ``cache`` carries the label strings from one scrape to the next."""
+    if cache is None:
+        cache = RenderCache()
     out = []
     go = _go_float_cache()
     for metric, series in _collect(reports, version).items():
@@ -132,29 +160,49 @@ def render_text(reports: Iterable[TargetReport], version: str, extra: list[Metri
         help_text = metric.help.replace("\\", "\\\\").replace("\n", "\\n")
         out.append(f"# HELP {metric.name} {help_text}\n# TYPE {metric.name} {metric.kind.value}\n")
         order = sorted(range(len(names)), key=names.__getitem__)
+        name = metric.name
         if metric.kind is not Kind.HISTOGRAM:
+            prefixes = cache.plain
             for values, value in series:
-                pairs = ",".join([f'{names[i]}="{_label_value(values[i])}"' for i in order])
-                labels = f"{{{pairs}}}" if pairs else ""
-                out.append(f"{metric.name}{labels} {go(value)}\n")
+                prefix = prefixes.get((name, values))
+                if prefix is None:
+                    pairs = _pairs(names, order, values)
+                    prefix = prefixes[(name, values)] = f"{name}{{{pairs}}} " if pairs else f"{name} "
+                    cache.lines += 1
+                out.append(f"{prefix}{go(value)}\n")
             continue
-        before = [i for i in order if names[i] < "le"]
-        after = [i for i in order if names[i] > "le"]
+        layouts = cache.histograms
         for values, hist in series:
-            head = ",".join([f'{names[i]}="{_label_value(values[i])}"' for i in before])
-            tail = ",".join([f'{names[i]}="{_label_value(values[i])}"' for i in after])
-            bucket_open = f"{metric.name}_bucket{{{head},le=\"" if head else f"{metric.name}_bucket{{le=\""
-            bucket_close = f"\",{tail}}} " if tail else "\"} "
-            buckets = _buckets(hist, go)
-            for le, count in buckets:
-                out.append(f"{bucket_open}{le}{bucket_close}{go(count)}\n")
-            if float(buckets[0][0]) >= 0:  # prometheus_client drops count and sum after negative buckets
-                plain = ",".join([f'{names[i]}="{_label_value(values[i])}"' for i in order])
-                out.append(f"{metric.name}_count{{{plain}}} {go(buckets[-1][1])}\n"
-                           f"{metric.name}_sum{{{plain}}} {go(hist.sum)}\n")
+            layout_key = (name, values, tuple(hist.buckets))
+            layout = layouts.get(layout_key)
+            if layout is None:
+                layout = layouts[layout_key] = _histogram_layout(name, names, order, values, hist, go)
+                cache.lines += len(layout[1]) + 2
+            bounds, bucket_prefixes, count_prefix, sum_prefix = layout
+            counts = hist.buckets
+            total = hist.count
+            for prefix, bound in zip(bucket_prefixes, bounds):
+                out.append(f"{prefix}{go(counts.get(bound, total))}\n")  # an engine that omits +Inf has a count
+            if count_prefix is not None:
+                out.append(f"{count_prefix}{go(counts.get(math.inf, total))}\n{sum_prefix}{go(hist.sum)}\n")
+    cache.bound()
     if extra:
         out.append(text_exposition(list(extra)))
     return "".join(out)
+
+
+def _histogram_layout(name: str, names: list[str], order: list[int], values: Sequence[str], hist: Histogram,
+                      go: Callable[[float], str]) -> tuple[list[float], list[str], str | None, str | None]:
+    bounds = sorted({*hist.buckets, math.inf})
+    head = _pairs(names, [i for i in order if names[i] < "le"], values)
+    tail = _pairs(names, [i for i in order if names[i] > "le"], values)
+    bucket_open = f"{name}_bucket{{{head},le=\"" if head else f"{name}_bucket{{le=\""
+    bucket_close = f"\",{tail}}} " if tail else "\"} "
+    prefixes = [f"{bucket_open}{go(bound)}{bucket_close}" for bound in bounds]
+    if not bounds[0] >= 0:  # prometheus_client drops count and sum after negative buckets
+        return bounds, prefixes, None, None
+    plain = _pairs(names, order, values)
+    return bounds, prefixes, f"{name}_count{{{plain}}} ", f"{name}_sum{{{plain}}} "
 
 
 class FamilySet:

@@ -21,6 +21,7 @@ from exporter.fetch import Credentials, FetchClient, Payload, ScrapeError, fetch
 from exporter.normalize import Normalized, Plan, compile_plan, normalize
 from exporter.nvml import NvmlReader, NvmlUnavailable
 from exporter.parse import Family, Layout, ParseError, SeriesCache, parse
+from exporter.program import parse_and_normalize
 from exporter.render import TargetReport
 from exporter.schema import GPU_SIGNALS, UNDETECTED_ENGINE, Engine, GpuSource, ScrapeErrorReason, UnifiedMetric
 from exporter.settings import Auth, ResolvedTarget
@@ -123,9 +124,10 @@ class TargetScraper:
             log.info("detected engine=%s target=%s", engine.value, self.target.name)
             self.engine, self.plan = engine, self._plan(engine)
         try:
-            families = parse(payload.text, self.plan.wanted, openmetrics=payload.openmetrics,
-                             series=self._caches.setdefault(self.engine, SeriesCache()), layout=self.layout)
-            normalized = normalize(self.plan, families, self.target.config.model, self.max_models)
+            normalized = parse_and_normalize(payload.text, self.plan, openmetrics=payload.openmetrics,
+                                             series=self._caches.setdefault(self.engine, SeriesCache()),
+                                             layout=self.layout, model=self.target.config.model,
+                                             max_models=self.max_models)
         except ParseError as exc:
             raise ScrapeError(ScrapeErrorReason.PARSE, str(exc)) from None
         if normalized.dropped_series:

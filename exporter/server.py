@@ -21,7 +21,7 @@ from prometheus_client.exposition import choose_encoder
 
 from exporter import __version__
 from exporter.fetch import FetchClient, new_client
-from exporter.render import FamilySet, TargetReport, build_families, render_text
+from exporter.render import FamilySet, RenderCache, TargetReport, build_families, render_text
 from exporter.scraper import Scraper
 from exporter.settings import Settings
 from exporter.webconfig import BasicAuth, WebConfig, load_web_config, ssl_context
@@ -63,6 +63,7 @@ class Exporter:
         self.basic_auth = BasicAuth(web.basic_auth_users)
         self.scraper = Scraper([settings.resolved(t) for t in settings.targets], settings.max_body_bytes,
                                settings.max_models)
+        self._render_cache = RenderCache()  # used by one render at a time (see exposition)
         # The exporter's own process, python and gc metrics: its RSS is part of its cost.
         self._runtime = CollectorRegistry()
         for collector in (ProcessCollector, PlatformCollector, GCCollector):
@@ -124,7 +125,7 @@ class Exporter:
         if openmetrics:
             encoder, content_type = choose_encoder(accept or "")
             return encoder(FamilySet(build_families(reports, __version__) + runtime)), content_type
-        return render_text(reports, __version__, runtime).encode("utf-8"), TEXT_CONTENT_TYPE
+        return render_text(reports, __version__, runtime, self._render_cache).encode("utf-8"), TEXT_CONTENT_TYPE
 
     def close(self) -> None:
         try:

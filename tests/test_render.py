@@ -104,3 +104,35 @@ def test_direct_rendering_matches_for_signed_zeros_and_special_values() -> None:
     }, available={M.KV_CACHE_USAGE_RATIO: True})
     report = TargetReport("vllm", 't"1\\', True, 0.25, {}, normalized, [M.KV_CACHE_USAGE_RATIO])
     assert render_text([report], "v") == text_exposition(build_families([report], "v"))
+
+
+def test_a_render_cache_carried_across_scrapes_writes_the_same_bytes() -> None:
+    """Label strings come from the cache from the second scrape on; values, bucket sets, a
+    missing +Inf, negative buckets and a shrinking cache must not change a byte."""
+    import math as m
+
+    from exporter.normalize import Histogram, Normalized
+    from exporter.render import RenderCache, TargetReport, build_families, render_text
+    from exporter.schema import M
+
+    def report(scale: float, buckets: dict[float, float]) -> TargetReport:
+        normalized = Normalized(series={
+            M.KV_CACHE_USAGE_RATIO: {("a",): 0.5 * scale, ('q"\n\\',): -0.0},
+            M.REQUESTS: {("a", "success"): 3 * scale, ("a", "error"): m.nan},
+            M.TIME_TO_FIRST_TOKEN: {("a",): Histogram(dict(buckets), 1.5 * scale, 4 * scale),
+                                    ("b",): Histogram({-1.0: 1.0, 2.0: 2.0, m.inf: 2.0}, 0.5, 2.0)},
+        }, available={M.KV_CACHE_USAGE_RATIO: True})
+        return TargetReport("vllm", "t", True, 0.25 * scale, {}, normalized, [M.KV_CACHE_USAGE_RATIO])
+
+    cache = RenderCache(max_lines=30)
+    scrapes = [report(1, {0.1: 1.0, 1.0: 2.0, m.inf: 4.0}), report(2, {0.1: 3.0, 1.0: 5.0, m.inf: 8.0}),
+               report(3, {0.1: 3.0, 1.0: 5.0}),  # no +Inf bucket: the count stands in
+               report(4, {0.1: 3.0, 0.5: 4.0, 1.0: 5.0, m.inf: 9.0}),  # new bucket bounds
+               report(5, {0.1: 3.0, 0.5: 4.0, 1.0: 5.0, m.inf: 9.0})]
+    lines = []
+    for scrape in scrapes:
+        assert render_text([scrape], "v", cache=cache) == text_exposition(build_families([scrape], "v"))
+        lines.append(cache.lines)
+    # 14 plain lines and two histograms of 3 buckets (each +2 for _count and _sum); then a second
+    # set of bounds for "a"; then a third took it past 30: it started over, and filled again.
+    assert lines == [24, 24, 29, 0, 25]

@@ -1,0 +1,187 @@
+"""A layout's compiled program gives exactly what normalize gives, float for float."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from exporter.adapters import ADAPTERS, detect_engine
+from exporter.bench import vllm_payload
+from exporter.normalize import Histogram, Normalized, compile_plan, normalize
+from exporter.parse import Layout, ParseError, SeriesCache, parse
+from exporter.program import Untraceable, _Tracer, normalize_parsed, trace
+from exporter.schema import Engine, M
+from tests.conftest import CAPTURES, OWN_FIXTURES
+
+_VALUE = re.compile(r"(?m)^([^#\n][^\n]* )([^ \n]*)$")
+
+
+def _with_values(text: str, values: list[str]) -> str:
+    """``text`` with each sample line's value replaced, in turn, by one of ``values``."""
+    counter = iter(range(10**9))
+    return _VALUE.sub(lambda m: m.group(1) + values[next(counter) % len(values)], text)
+
+
+def _exact(number: float) -> str:
+    return "nan" if math.isnan(number) else repr(number)  # repr tells -0.0 from 0.0
+
+
+def _comparable(result: Normalized) -> tuple:
+    series = {
+        metric.name: {key: (tuple((_exact(b), _exact(c)) for b, c in value.buckets.items()), _exact(value.sum),
+                            _exact(value.count)) if isinstance(value, Histogram) else _exact(value)
+                      for key, value in by_key.items()}
+        for metric, by_key in result.series.items()}
+    return series, {m.name: a for m, a in result.available.items()}, result.dropped_series
+
+
+def _steady_scrapes(text: str, plan, value_sets: list[list[str]], **options) -> list[tuple[bool, tuple, tuple]]:
+    """Scrape ``text`` and then each set of new values through one layout; per scrape: whether it
+    was read through the layout, and the program's and normalize's results."""
+    cache, layout = SeriesCache(), Layout()
+    parse(text, plan.wanted, series=cache, layout=layout)
+    out = []
+    for values in value_sets:
+        families = parse(_with_values(text, values), plan.wanted, series=cache, layout=layout)
+        through_layout = layout.values is not None
+        out.append((through_layout, _comparable(normalize_parsed(plan, families, layout, **options)),
+                    _comparable(normalize(plan, families, **options))))
+    return out
+
+
+def _readable(path) -> bool:
+    text = path.read_text(encoding="utf-8")
+    engine = detect_engine(text)
+    if engine is None:
+        return False
+    try:
+        parse(text, compile_plan(ADAPTERS[engine]).wanted)
+        return True
+    except ParseError:
+        return False
+
+
+_REAL = [p for p in sorted(CAPTURES.rglob("*.txt")) + sorted(OWN_FIXTURES.glob("*.txt")) if _readable(p)]
+_VALUE_SETS = [["7"], ["0.25", "+Inf", "12345678901234567890"], ["-1e-300", "NaN", "-0.0", "0"], ["0"], ["3", "-2.5"]]
+
+
+def test_every_engine_capture_is_checked() -> None:
+    engines = {detect_engine(p.read_text(encoding="utf-8")) for p in _REAL}
+    assert engines == set(Engine) and len(_REAL) >= 20
+
+
+@pytest.mark.parametrize("gpu", [True, False], ids=["gpu-rows", "no-gpu-rows"])
+@pytest.mark.parametrize("path", _REAL, ids=[p.name for p in _REAL])
+def test_real_payloads_through_a_program_match_normalize(path, gpu: bool) -> None:
+    text = path.read_text(encoding="utf-8")
+    plan = compile_plan(ADAPTERS[detect_engine(text)], gpu=gpu)
+    for options in ({}, {"model": "configured", "max_models": 1}):
+        scrapes = _steady_scrapes(text, plan, _VALUE_SETS, **options)
+        assert [through for through, _, _ in scrapes] == [True] * len(_VALUE_SETS)
+        for _, ours, theirs in scrapes:
+            assert ours == theirs
+
+
+def _program_of(layout: Layout):
+    (program,) = layout.programs.values()
+    return program
+
+
+def test_every_real_payload_compiles_to_a_program() -> None:
+    untraced = []
+    for path in _REAL:
+        text = path.read_text(encoding="utf-8")
+        plan = compile_plan(ADAPTERS[detect_engine(text)])
+        cache, layout = SeriesCache(), Layout()
+        parse(text, plan.wanted, series=cache, layout=layout)
+        normalize_parsed(plan, parse(text, plan.wanted, series=cache, layout=layout), layout)
+        if _program_of(layout) is None:
+            untraced.append(path.name)
+    assert untraced == []
+
+
+_numbers = st.one_of(st.floats(allow_nan=True, allow_infinity=True).map(repr),
+                     st.sampled_from(["0", "-0.0", "NaN", "+Inf", "-Inf", "1e308", "5e-324"]))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.lists(_numbers, min_size=1, max_size=7), min_size=1, max_size=4))
+def test_any_values_through_a_program_match_normalize(value_sets: list[list[str]]) -> None:
+    # Two data-parallel ranks per model (sums and means), NIM's subtracted outcome rows and
+    # TRT-LLM's used/max ratio (a branch on its denominator) in one run.
+    for text in (vllm_payload(3), (OWN_FIXTURES / "triton-trtllm-2024.metrics.txt").read_text(encoding="utf-8"),
+                 (CAPTURES / "nim_datadog-integrations-core.txt").read_text(encoding="utf-8")):
+        plan = compile_plan(ADAPTERS[detect_engine(text)])
+        for through, ours, theirs in _steady_scrapes(text, plan, value_sets):
+            assert (through, ours) == (True, theirs)
+
+
+_TRTLLM_BLOCKS = """# TYPE nv_trt_llm_kv_cache_block_metrics gauge
+nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type="used",model="tensorrt_llm",version="1"} USED
+nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type="max",model="tensorrt_llm",version="1"} MAX
+"""
+
+
+def _blocks(used: str, capacity: str) -> str:
+    return _TRTLLM_BLOCKS.replace("USED", used).replace("MAX", capacity)
+
+
+def test_a_branch_taken_otherwise_falls_back_to_normalize() -> None:
+    """TRT-LLM's usage is used/max, and no ratio while max is 0: the program was traced with
+    max 100 and must not divide by a later 0."""
+    plan = compile_plan(ADAPTERS[Engine.TRITON])
+    cache, layout = SeriesCache(), Layout()
+    parse(_blocks("1", "100"), plan.wanted, series=cache, layout=layout)
+    readings = []
+    for used, capacity in (("25", "100"), ("0", "0"), ("50", "200")):
+        families = parse(_blocks(used, capacity), plan.wanted, series=cache, layout=layout)
+        result = normalize_parsed(plan, families, layout)
+        readings.append((result.available[M.KV_CACHE_USAGE_RATIO], result.series.get(M.KV_CACHE_USAGE_RATIO),
+                         _program_of(layout).run(layout.values) is not None))
+    assert readings == [(True, {("tensorrt_llm",): 0.25}, True),
+                        (True, None, False),  # the guard (max is not 0) fails: normalize answers
+                        (True, {("tensorrt_llm",): 0.25}, True)]
+    assert _program_of(layout).taken == (True,)
+
+
+def test_steps_are_written_with_python_precedence() -> None:
+    tracer = _Tracer()
+    a, b, c = (tracer.operand(x) for x in (1.5, 2.0, 4.0))
+    a.source, b.source, c.source = "v[0]", "v[1]", "v[2]"
+    cases = [a - (b - c), (a - b) - c, (a + b) * c, a * b + c, a / (b * c), 0.0 + -1 * a, a * 1 / 1000]
+    assert [(step.source, step.value) for step in cases] == [
+        ("v[0] - (v[1] - v[2])", 3.5), ("v[0] - v[1] - v[2]", -4.5), ("(v[0] + v[1]) * v[2]", 14.0),
+        ("v[0] * v[1] + v[2]", 7.0), ("v[0] / (v[1] * v[2])", 0.1875), ("0.0 + (-1) * v[0]", -1.5),
+        ("v[0] * 1 / 1000", 0.0015)]
+    with pytest.raises(Untraceable):
+        a == b  # noqa: B015 - the comparison itself must refuse
+    with pytest.raises(Untraceable):
+        a + math.inf
+
+
+def test_thousands_of_series_summed_into_one_are_left_to_normalize() -> None:
+    """5,000 data-parallel ranks of one model: one sum too deep to compile; normalize answers."""
+    text = "# TYPE vllm:num_requests_running gauge\n" + "".join(
+        f'vllm:num_requests_running{{engine="{i}",model_name="m"}} {i}\n' for i in range(5000))
+    plan = compile_plan(ADAPTERS[Engine.VLLM])
+    cache, layout = SeriesCache(), Layout()
+    for _ in range(2):
+        parse(text, plan.wanted, series=cache, layout=layout)
+    with pytest.raises(Untraceable):
+        trace(plan, layout)
+    result = normalize_parsed(plan, parse(text, plan.wanted, series=cache, layout=layout), layout)
+    assert (_program_of(layout), result.series[M.REQUESTS_RUNNING]) == (None, {("m",): float(sum(range(5000)))})
+
+
+def test_replicas_share_one_program() -> None:
+    text = vllm_payload(2)
+    plan = compile_plan(ADAPTERS[Engine.VLLM])
+    cache, layouts = SeriesCache(), [Layout(), Layout()]
+    for layout in layouts:
+        for _ in range(2):
+            normalize_parsed(plan, parse(text, plan.wanted, series=cache, layout=layout), layout)
+    assert layouts[0].programs is layouts[1].programs and len(layouts[0].programs) == 1
