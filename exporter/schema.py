@@ -87,6 +87,9 @@ class UnifiedMetric:
     # Engine signals are what adapters map; each gets an llm_exporter_signal_available series.
     engine_signal: bool = False
 
+    def __hash__(self) -> int:  # names are unique (check_catalogue); hashing every field cost a render 5%
+        return hash(self.name)
+
 
 _ENGINE_LABELS = (Label.ENGINE, Label.MODEL, Label.TARGET)
 _GPU_LABELS = (Label.ENGINE, Label.TARGET, Label.GPU)

@@ -1,8 +1,9 @@
 """The exporter's HTTP endpoint: /metrics, /-/healthy, /-/ready.
 
 Each GET /metrics scrapes every configured target (concurrently, on one asyncio loop running in
-a background thread) within the scrape timeout Prometheus announces, and renders the result.
-What is fetched comes from the configuration only; the request's path and query choose nothing.
+a background thread, which also serves the HTTP) within the scrape timeout Prometheus announces,
+and renders the result. What is fetched comes from the configuration only; the request's path
+and query choose nothing.
 """
 
 from __future__ import annotations
@@ -10,17 +11,14 @@ from __future__ import annotations
 import asyncio
 import gzip
 import logging
-import socket
 import threading
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 from prometheus_client.exposition import choose_encoder
 
 from exporter import __version__
 from exporter.fetch import FetchClient, new_client
+from exporter.http_serve import HttpServer, Request, Response, listening_socket
 from exporter.render import FamilySet, RenderCache, TargetReport, build_families, render_text
 from exporter.scraper import Scraper
 from exporter.settings import Settings
@@ -52,12 +50,11 @@ def wants_openmetrics_only(accept: str | None) -> bool:
 
 
 class Exporter:
-    """Owns the scrape loop thread, the HTTP client and the per-target state."""
+    """Owns the loop thread (scrapes and HTTP), the HTTP client and the per-target state."""
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self._lock = threading.Lock()
-        self._in_progress: dict[bool, Future] = {}  # answers being rendered, by format (OpenMetrics?)
+        self._in_progress: dict[bool, asyncio.Future] = {}  # answers being rendered, by format (OpenMetrics?)
         web = load_web_config(settings.web_config_file) if settings.web_config_file else WebConfig()
         self.ssl_context = ssl_context(web)
         self.basic_auth = BasicAuth(web.basic_auth_users)
@@ -68,8 +65,8 @@ class Exporter:
         self._runtime = CollectorRegistry()
         for collector in (ProcessCollector, PlatformCollector, GCCollector):
             collector(registry=self._runtime)
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="scrape-loop", daemon=True)
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="exporter-loop", daemon=True)
         self._thread.start()
         self._client: FetchClient = self._call(self._make_client(), timeout=10)
 
@@ -78,11 +75,11 @@ class Exporter:
         return new_client()
 
     def _call(self, coroutine, timeout: float):
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
 
     @property
     def ready(self) -> bool:
-        return self._thread.is_alive() and self._loop.is_running()
+        return self._thread.is_alive() and self.loop.is_running()
 
     def scrape_timeout(self, announced: str | None) -> float:
         timeout = self.settings.scrape_timeout_seconds
@@ -93,123 +90,71 @@ class Exporter:
                 pass
         return max(timeout, MIN_SCRAPE_TIMEOUT_SECONDS)
 
-    def reports(self, timeout: float) -> list[TargetReport]:
-        # Each target is bounded by ``timeout``; the margin covers parsing after the last byte.
-        return self._call(self.scraper.scrape_all(self._client, timeout), timeout=timeout + 30)
-
-    def exposition(self, accept: str | None, timeout: float) -> tuple[bytes, str]:
+    async def exposition(self, accept: str | None, timeout: float) -> tuple[bytes, str]:
         """One scrape's answer. Requests that arrive while another is being answered in the same
         format share its answer (two Prometheus replicas, a retry): one fetch, one render."""
         openmetrics = wants_openmetrics_only(accept)
-        with self._lock:
-            shared = self._in_progress.get(openmetrics)
-            owner = shared is None
-            if owner:
-                shared = self._in_progress[openmetrics] = Future()
-        if not owner:
-            return shared.result()
-        try:
-            answer = self._render(openmetrics, accept, timeout)
-            shared.set_result(answer)
-            return answer
-        except BaseException as exc:
-            shared.set_exception(exc)
-            raise
-        finally:
-            with self._lock:
-                del self._in_progress[openmetrics]
+        answer = self._in_progress.get(openmetrics)
+        if answer is None:
+            answer = self._in_progress[openmetrics] = asyncio.ensure_future(self._render(openmetrics, accept, timeout))
+            answer.add_done_callback(lambda done: self._in_progress.pop(openmetrics, None))
+        return await asyncio.shield(answer)
 
-    def _render(self, openmetrics: bool, accept: str | None, timeout: float) -> tuple[bytes, str]:
-        reports = self.reports(timeout)
+    async def _render(self, openmetrics: bool, accept: str | None, timeout: float) -> tuple[bytes, str]:
+        # Each target is bounded by ``timeout``; the margin covers parsing after the last byte.
+        reports = await asyncio.wait_for(self.scraper.scrape_all(self._client, timeout), timeout + 30)
         runtime = list(self._runtime.collect())
         if openmetrics:
             encoder, content_type = choose_encoder(accept or "")
             return encoder(FamilySet(build_families(reports, __version__) + runtime)), content_type
         return render_text(reports, __version__, runtime, self._render_cache).encode("utf-8"), TEXT_CONTENT_TYPE
 
+    async def answer(self, request: Request) -> Response:
+        """The response to one GET (or HEAD) request. The path chooses a page, never a target."""
+        if request.path == "/metrics":
+            return await self._metrics(request.headers)
+        if request.path == "/-/healthy":
+            return Response(200, b"Healthy\n")
+        if request.path == "/-/ready":
+            return Response(200, b"Ready\n") if self.ready else Response(503, b"Not ready\n")
+        if request.path == "/":
+            page = _LANDING_PAGE.format(n=len(self.settings.targets)).encode()
+            return Response(200, page, "text/html; charset=utf-8")
+        return Response(404, b"Not found\n")
+
+    async def _metrics(self, headers: dict[str, str]) -> Response:
+        authorization = headers.get("authorization")
+        # bcrypt takes tens of milliseconds: a header not seen before is checked off the loop.
+        if self.basic_auth.enabled and not (self.basic_auth.allows_known(authorization)
+                                            or await asyncio.to_thread(self.basic_auth.allows, authorization)):
+            return Response(401, b"Unauthorized\n", headers={"WWW-Authenticate": 'Basic realm="infersight"'})
+        timeout = self.scrape_timeout(headers.get("x-prometheus-scrape-timeout-seconds"))
+        try:
+            body, content_type = await self.exposition(headers.get("accept"), timeout)
+        except TimeoutError as exc:
+            log.error("scrape did not complete: %r", exc)
+            return Response(503, b"scrape did not complete\n")
+        extra = {}
+        if "gzip" in headers.get("accept-encoding", ""):
+            body = gzip.compress(body, compresslevel=1)  # fast: the bytes stay on the node
+            extra["Content-Encoding"] = "gzip"
+        return Response(200, body, content_type, extra)
+
     def close(self) -> None:
         try:
             self._call(self._client.aclose(), timeout=5)
         finally:
-            self._loop.call_soon_threadsafe(self._loop.stop)
+            self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(timeout=5)
             if not self._thread.is_alive():
-                self._loop.close()
+                self.loop.close()
 
 
-def make_handler(exporter: Exporter) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        server_version = f"infersight/{__version__}"
-        protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True  # headers and body go out at once, no 40 ms delayed-ACK stall
-
-        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
-            path = self.path.split("?", 1)[0]
-            if path == "/metrics":
-                self._metrics()
-            elif path == "/-/healthy":
-                self._send(200, b"Healthy\n", "text/plain; charset=utf-8")
-            elif path == "/-/ready":
-                ready = exporter.ready
-                self._send(200 if ready else 503, b"Ready\n" if ready else b"Not ready\n", "text/plain; charset=utf-8")
-            elif path == "/":
-                page = _LANDING_PAGE.format(n=len(exporter.settings.targets)).encode()
-                self._send(200, page, "text/html; charset=utf-8")
-            else:
-                self._send(404, b"Not found\n", "text/plain; charset=utf-8")
-
-        def _metrics(self) -> None:
-            if not exporter.basic_auth.allows(self.headers.get("Authorization")):
-                self._send(401, b"Unauthorized\n", "text/plain; charset=utf-8",
-                           {"WWW-Authenticate": 'Basic realm="infersight"'})
-                return
-            timeout = exporter.scrape_timeout(self.headers.get("X-Prometheus-Scrape-Timeout-Seconds"))
-            try:
-                body, content_type = exporter.exposition(self.headers.get("Accept"), timeout)
-            except (FutureTimeout, RuntimeError) as exc:
-                log.error("scrape did not complete: %r", exc)
-                self._send(503, b"scrape did not complete\n", "text/plain; charset=utf-8")
-                return
-            extra = {}
-            if "gzip" in self.headers.get("Accept-Encoding", ""):
-                body = gzip.compress(body, compresslevel=1)  # fast: the bytes stay on the node
-                extra["Content-Encoding"] = "gzip"
-            self._send(200, body, content_type, extra)
-
-        def _send(self, status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            for name, value in (extra or {}).items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args) -> None:  # noqa: A002 - the stdlib's signature
-            log.debug("http %s", format % args)
-
-    return Handler
-
-
-class ExporterServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128  # listen backlog
-
-
-class ExporterServer6(ExporterServer):
-    address_family = socket.AF_INET6
-
-
-def make_server(exporter: Exporter, listen: str) -> ExporterServer:
-    host, _, port = listen.rpartition(":")
-    host = host.strip("[]")
-    server_class = ExporterServer6 if ":" in host else ExporterServer  # [::]:9400 listens on IPv6
-    server = server_class((host, int(port)), make_handler(exporter))
-    if exporter.ssl_context is not None:  # the TLS handshake then runs in each connection's thread
-        server.socket = exporter.ssl_context.wrap_socket(server.socket, server_side=True,
-                                                         do_handshake_on_connect=False)
-    return server
+def make_server(exporter: Exporter, listen: str) -> HttpServer:
+    """The exporter's endpoint on ``listen`` (``host:port``, ``[::]:port`` for IPv6), served on the
+    exporter's loop from the moment it is made."""
+    return HttpServer(exporter.loop, listening_socket(listen), exporter.answer, exporter.ssl_context,
+                      f"infersight/{__version__}")
 
 
 def serve(settings: Settings) -> None:
@@ -220,5 +165,6 @@ def serve(settings: Settings) -> None:
     try:
         server.serve_forever()
     finally:
+        server.shutdown()
         server.server_close()
         exporter.close()

@@ -124,6 +124,14 @@ class BasicAuth:
     def enabled(self) -> bool:
         return bool(self._users)
 
+    def allows_known(self, header: str | None) -> bool:
+        """Whether ``header`` passed before (no bcrypt): a cheap check for every request."""
+        if not self._users or not header:
+            return not self._users
+        digest = hashlib.sha256(header.encode()).digest()
+        with self._lock:
+            return digest in self._accepted
+
     def allows(self, header: str | None) -> bool:
         if not self._users:
             return True
