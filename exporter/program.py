@@ -27,7 +27,9 @@ from dataclasses import dataclass
 from exporter.normalize import Histogram, Normalized, Plan, normalize
 from exporter.parse import Family, Layout, layout_families, parse, values_through_layout
 
-_CHUNK = 2_000  # values per generated function: bounds the size of one compiled expression
+# Values per generated function. Compiling one large expression takes memory the process then
+# keeps (2,000 values: a 12 MB peak for a 12k-sample payload; 100: 2.5 MB); calls are cheap.
+_CHUNK = 100
 
 
 class Untraceable(Exception):

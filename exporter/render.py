@@ -125,21 +125,32 @@ def build_families(reports: Iterable[TargetReport], version: str) -> list[Metric
 class RenderCache:
     """How each series is written in the text format, remembered across scrapes: engines repeat
     their series every scrape with new values only, so each label string is built once. Keyed
-    by metric name and label values. Bounded by the lines it holds (about 100 bytes each): past
-    that (series churn, or more series than one sidecar has) it starts over."""
+    by metric name and label values. Bounded by the lines it holds (about 150 bytes each): when
+    full it takes no more (a central exporter's thousand targets: the first lines stay cached),
+    and a cache that stays full starts over every ``FULL_RENDERS_BEFORE_RESET`` renders, so series
+    that went away (label churn) do not hold it forever."""
 
-    def __init__(self, max_lines: int = 200_000):
+    FULL_RENDERS_BEFORE_RESET = 50
+
+    def __init__(self, max_lines: int = 50_000):
         self.max_lines = max_lines
         self.lines = 0
+        self.full_renders = 0
         self.plain: dict[tuple, str] = {}  # -> 'name{labels} '
         # -> (bounds in order with +Inf, a prefix per bucket line, the _count and _sum prefixes or None)
         self.histograms: dict[tuple, tuple[list[float], list[str], str | None, str | None]] = {}
 
-    def bound(self) -> None:
-        if self.lines > self.max_lines:
+    @property
+    def full(self) -> bool:
+        return self.lines >= self.max_lines
+
+    def rendered(self) -> None:
+        """Called after each render."""
+        self.full_renders = self.full_renders + 1 if self.full else 0
+        if self.full_renders >= self.FULL_RENDERS_BEFORE_RESET:
             self.plain.clear()
             self.histograms.clear()
-            self.lines = 0
+            self.lines = self.full_renders = 0
 
 
 def _pairs(names: list[str], order: list[int], values: Sequence[str]) -> str:
@@ -167,8 +178,10 @@ def render_text(reports: Iterable[TargetReport], version: str, extra: list[Metri
                 prefix = prefixes.get((name, values))
                 if prefix is None:
                     pairs = _pairs(names, order, values)
-                    prefix = prefixes[(name, values)] = f"{name}{{{pairs}}} " if pairs else f"{name} "
-                    cache.lines += 1
+                    prefix = f"{name}{{{pairs}}} " if pairs else f"{name} "
+                    if not cache.full:
+                        prefixes[(name, values)] = prefix
+                        cache.lines += 1
                 out.append(f"{prefix}{go(value)}\n")
             continue
         layouts = cache.histograms
@@ -176,8 +189,10 @@ def render_text(reports: Iterable[TargetReport], version: str, extra: list[Metri
             layout_key = (name, values, tuple(hist.buckets))
             layout = layouts.get(layout_key)
             if layout is None:
-                layout = layouts[layout_key] = _histogram_layout(name, names, order, values, hist, go)
-                cache.lines += len(layout[1]) + 2
+                layout = _histogram_layout(name, names, order, values, hist, go)
+                if not cache.full:
+                    layouts[layout_key] = layout
+                    cache.lines += len(layout[1]) + 2
             bounds, bucket_prefixes, count_prefix, sum_prefix = layout
             counts = hist.buckets
             total = hist.count
@@ -185,7 +200,7 @@ def render_text(reports: Iterable[TargetReport], version: str, extra: list[Metri
                 out.append(f"{prefix}{go(counts.get(bound, total))}\n")  # an engine that omits +Inf has a count
             if count_prefix is not None:
                 out.append(f"{count_prefix}{go(counts.get(math.inf, total))}\n{sum_prefix}{go(hist.sum)}\n")
-    cache.bound()
+    cache.rendered()
     if extra:
         out.append(text_exposition(list(extra)))
     return "".join(out)

@@ -125,14 +125,17 @@ def test_a_render_cache_carried_across_scrapes_writes_the_same_bytes() -> None:
         return TargetReport("vllm", "t", True, 0.25 * scale, {}, normalized, [M.KV_CACHE_USAGE_RATIO])
 
     cache = RenderCache(max_lines=30)
+    cache.FULL_RENDERS_BEFORE_RESET = 2
     scrapes = [report(1, {0.1: 1.0, 1.0: 2.0, m.inf: 4.0}), report(2, {0.1: 3.0, 1.0: 5.0, m.inf: 8.0}),
                report(3, {0.1: 3.0, 1.0: 5.0}),  # no +Inf bucket: the count stands in
                report(4, {0.1: 3.0, 0.5: 4.0, 1.0: 5.0, m.inf: 9.0}),  # new bucket bounds
-               report(5, {0.1: 3.0, 0.5: 4.0, 1.0: 5.0, m.inf: 9.0})]
+               report(5, {0.1: 3.0, 0.5: 4.0, 1.0: 5.0, m.inf: 9.0}),
+               report(6, {0.1: 3.0, 0.5: 4.0, 1.0: 5.0, m.inf: 9.0})]
     lines = []
     for scrape in scrapes:
         assert render_text([scrape], "v", cache=cache) == text_exposition(build_families([scrape], "v"))
         lines.append(cache.lines)
     # 14 plain lines and two histograms of 3 buckets (each +2 for _count and _sum); then a second
-    # set of bounds for "a"; then a third took it past 30: it started over, and filled again.
-    assert lines == [24, 24, 29, 0, 25]
+    # set of bounds for "a"; then a third took it to 35, full: nothing more is added; after two
+    # renders full it starts over, and fills again.
+    assert lines == [24, 24, 29, 35, 0, 25]
