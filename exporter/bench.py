@@ -34,6 +34,7 @@ from exporter.normalize import compile_plan
 from exporter.parse import Layout, SeriesCache
 from exporter.program import parse_and_normalize
 from exporter.render import RenderCache, TargetReport, render_text
+from exporter.server import RELEASE_MEMORY_AFTER_SECONDS
 
 # vLLM 0.33 bucket lists (shared/reference/engine-metrics.md, "Bucket defaults in 0.33.0").
 _TTFT = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5, 7.5, 10, 20, 40, 80, 160,
@@ -230,12 +231,15 @@ class _Engine:
 
 
 def measure_rss(text: str, scrapes: int = 20) -> tuple[int, int]:
-    """(current, peak) RSS of an exporter process after ``scrapes`` scrapes of a target serving ``text``."""
+    """(between scrapes, peak) RSS of an exporter process after ``scrapes`` scrapes of a target
+    serving ``text``: read once the exporter has handed freed memory back (exporter.memory), as it
+    is for most of a scrape interval."""
     engine = _Engine(text)
     exporter = _Process([f"bench={engine.url}"])
     try:
         for _ in range(scrapes):
             httpx.get(exporter.url + "/metrics", timeout=60).raise_for_status()
+        time.sleep(RELEASE_MEMORY_AFTER_SECONDS + 1)
         return exporter.status("VmRSS"), exporter.status("VmHWM")
     finally:
         exporter.close()
@@ -288,6 +292,7 @@ def measure_many_targets(text: str, targets: int, scrapes: int = 5, interval: fl
             response.raise_for_status()
         cpu = (exporter.cpu_seconds() - before) / scrapes
         wall = (time.perf_counter() - started) / scrapes
+        time.sleep(RELEASE_MEMORY_AFTER_SECONDS + 1)  # RSS between scrapes, as measure_rss
         up = response.text.count(" 1.0\n", response.text.find("# TYPE llm_exporter_target_up"),
                                  response.text.find("# HELP llm_exporter_target_scrape_duration_seconds"))
         return {"targets": targets, "targets_up": up, "payload_samples": count_samples(text),

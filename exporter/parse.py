@@ -10,6 +10,7 @@ exemplars, bad values) makes it hand the whole payload to the library parser rat
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Collection
 from dataclasses import dataclass
 from itertools import repeat
@@ -274,6 +275,9 @@ def _number(token: str) -> float:
         raise _Unusual from None
 
 
+_intern = sys.intern
+
+
 def _sample(line: str, label_cache: dict[str, Labels]) -> Sample:
     match = _SAMPLE(line)
     if match is None:
@@ -287,7 +291,9 @@ def _sample(line: str, label_cache: dict[str, Labels]) -> Sample:
             labels = cached
         else:
             pairs = _LABEL_PAIRS(block)
-            labels = dict(pairs)
+            # Interned: a model name or bucket bound repeats on thousands of lines, and the
+            # series cache keeps these dicts for as long as the series exist.
+            labels = {_intern(k): _intern(v) for k, v in pairs}
             if len(labels) != len(pairs) or ("__" in block and any(k.startswith("__") for k in labels)):
                 raise _Unusual  # duplicate or reserved label names: the library decides
             if 'le="' not in block:  # bucket label sets are each used once

@@ -19,6 +19,7 @@ from prometheus_client.exposition import choose_encoder
 from exporter import __version__
 from exporter.fetch import FetchClient, new_client
 from exporter.http_serve import HttpServer, Request, Response, listening_socket
+from exporter.memory import release_free_memory
 from exporter.render import FamilySet, RenderCache, TargetReport, build_families, render_text
 from exporter.scraper import Scraper
 from exporter.settings import Settings
@@ -29,6 +30,7 @@ log = logging.getLogger("infersight.exporter")
 # As blackbox_exporter: leave Prometheus time to receive the answer before its own timeout.
 SCRAPE_TIMEOUT_OFFSET_SECONDS = 0.5
 MIN_SCRAPE_TIMEOUT_SECONDS = 0.1
+RELEASE_MEMORY_AFTER_SECONDS = 1.0
 
 _LANDING_PAGE = """<!doctype html><html><head><title>infersight exporter</title></head><body>
 <h1>infersight exporter</h1><p>Normalized LLM-engine metrics for {n} target(s).</p>
@@ -61,6 +63,7 @@ class Exporter:
         self.scraper = Scraper([settings.resolved(t) for t in settings.targets], settings.max_body_bytes,
                                settings.max_models)
         self._render_cache = RenderCache()  # used by one render at a time (see exposition)
+        self._release: asyncio.TimerHandle | None = None
         # The exporter's own process, python and gc metrics: its RSS is part of its cost.
         self._runtime = CollectorRegistry()
         for collector in (ProcessCollector, PlatformCollector, GCCollector):
@@ -101,6 +104,8 @@ class Exporter:
         return await asyncio.shield(answer)
 
     async def _render(self, openmetrics: bool, accept: str | None, timeout: float) -> tuple[bytes, str]:
+        if self._release is None:  # once the scrapes are over, hand freed memory back (exporter.memory)
+            self._release = self.loop.call_later(RELEASE_MEMORY_AFTER_SECONDS, self._release_memory)
         # Each target is bounded by ``timeout``; the margin covers parsing after the last byte.
         reports = await asyncio.wait_for(self.scraper.scrape_all(self._client, timeout), timeout + 30)
         runtime = list(self._runtime.collect())
@@ -108,6 +113,13 @@ class Exporter:
             encoder, content_type = choose_encoder(accept or "")
             return encoder(FamilySet(build_families(reports, __version__) + runtime)), content_type
         return render_text(reports, __version__, runtime, self._render_cache).encode("utf-8"), TEXT_CONTENT_TYPE
+
+    def _release_memory(self) -> None:
+        if self._in_progress:  # still scraping: try again later
+            self._release = self.loop.call_later(RELEASE_MEMORY_AFTER_SECONDS, self._release_memory)
+            return
+        self._release = None
+        release_free_memory()
 
     async def answer(self, request: Request) -> Response:
         """The response to one GET (or HEAD) request. The path chooses a page, never a target."""
