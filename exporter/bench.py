@@ -246,7 +246,8 @@ def measure_rss(text: str, scrapes: int = 20) -> tuple[int, int]:
         engine.close()
 
 
-def _p99_seconds(url: str, concurrency: int, requests: int) -> float:
+def _scrape_times(url: str, concurrency: int, requests: int) -> list[float]:
+    """Seconds per scrape of ``url`` by ``concurrency`` clients making ``requests`` scrapes each."""
     times: list[float] = []
 
     def worker() -> None:
@@ -261,19 +262,27 @@ def _p99_seconds(url: str, concurrency: int, requests: int) -> float:
         thread.start()
     for thread in threads:
         thread.join()
+    return times
+
+
+def _p99(times: list[float]) -> float:
     return statistics.quantiles(times, n=100, method="inclusive")[98]
 
 
-def measure_added_latency(text: str, concurrency: int = 4, requests: int = 150) -> float:
+def measure_added_latency(text: str, concurrency: int = 4, requests: int = 100, rounds: int = 3) -> float:
     """p99 of scraping through the exporter minus p99 of scraping the engine directly, each under
-    ``concurrency`` clients making ``requests`` scrapes."""
+    ``concurrency`` clients making ``requests`` scrapes, in ``rounds`` alternating rounds (a slow
+    spell of the machine falls on both); each p99 is over all its rounds' scrapes."""
     engine = _Engine(text)
     exporter = _Process([f"bench={engine.url}"])
     try:
-        _p99_seconds(exporter.url + "/metrics", 1, 10)  # warm: the first scrape fills the series cache
-        direct = _p99_seconds(engine.url, concurrency, requests)
-        through = _p99_seconds(exporter.url + "/metrics", concurrency, requests)
-        return through - direct
+        _scrape_times(exporter.url + "/metrics", 1, 10)  # warm: the first scrapes build the layout and program
+        direct: list[float] = []
+        through: list[float] = []
+        for _ in range(rounds):
+            direct += _scrape_times(engine.url, concurrency, requests)
+            through += _scrape_times(exporter.url + "/metrics", concurrency, requests)
+        return _p99(through) - _p99(direct)
     finally:
         exporter.close()
         engine.close()

@@ -46,9 +46,11 @@ def _buckets(hist: Histogram, go: Callable[[float], str] = floatToGoString) -> l
     return [(go(bound), buckets[bound]) for bound in sorted(buckets)]
 
 
-def _go_float_cache() -> Callable[[float], str]:
-    """floatToGoString, remembered for one render: bucket bounds and counts repeat a lot."""
-    cache: dict[float, str] = {}
+def _go_float_cache(cache: dict[float, str] | None = None) -> Callable[[float], str]:
+    """floatToGoString, remembered (in ``cache``, else for one render): bucket bounds and counts
+    repeat a lot, within a scrape and from one scrape to the next."""
+    if cache is None:
+        cache = {}
 
     def go(value: float) -> str:
         text = cache.get(value)
@@ -137,6 +139,7 @@ class RenderCache:
         self.lines = 0
         self.full_renders = 0
         self.plain: dict[tuple, str] = {}  # -> 'name{labels} '
+        self.numbers: dict[float, str] = {}  # value -> its text (counters grow: cleared when large)
         # -> (bounds in order with +Inf, a prefix per bucket line, the _count and _sum prefixes or None)
         self.histograms: dict[tuple, tuple[list[float], list[str], str | None, str | None]] = {}
 
@@ -146,6 +149,8 @@ class RenderCache:
 
     def rendered(self) -> None:
         """Called after each render."""
+        if len(self.numbers) > self.max_lines:
+            self.numbers.clear()
         self.full_renders = self.full_renders + 1 if self.full else 0
         if self.full_renders >= self.FULL_RENDERS_BEFORE_RESET:
             self.plain.clear()
@@ -165,7 +170,7 @@ def render_text(reports: Iterable[TargetReport], version: str, extra: list[Metri
     if cache is None:
         cache = RenderCache()
     out = []
-    go = _go_float_cache()
+    go = _go_float_cache(cache.numbers)
     for metric, series in _collect(reports, version).items():
         names = [label.value for label in metric.labels]
         help_text = metric.help.replace("\\", "\\\\").replace("\n", "\\n")
