@@ -59,8 +59,13 @@ def _only_devices(families: list[Family], devices: frozenset[str]) -> list[Famil
 
 class TargetScraper:
     def __init__(self, target: ResolvedTarget, max_body_bytes: int,
-                 caches: dict[Engine | None, SeriesCache] | None = None, max_models: int = 100):
+                 caches: dict[Engine | None, SeriesCache] | None = None, max_models: int = 100,
+                 turn: asyncio.Lock | None = None):
         self.target = target
+        # Shared by the targets of one exporter: payloads are parsed one at a time, each in its own
+        # pass of the loop, so that requests (a health probe) are answered between two targets
+        # rather than after a thousand.
+        self._turn = turn if turn is not None else asyncio.Lock()
         self.max_body_bytes = max_body_bytes
         self.max_models = max_models
         self.dropped_series = 0
@@ -105,7 +110,8 @@ class TargetScraper:
         try:
             payload = await fetch(client, self.target.url, timeout=timeout, max_bytes=self.max_body_bytes,
                                   credentials=_credentials(self.target.auth))
-            normalized = self.ingest(payload)
+            async with self._turn:
+                normalized = self.ingest(payload)
         except ScrapeError as exc:
             failure = exc
         except Exception as exc:  # a bug must cost one target one scrape, never the exporter
@@ -189,7 +195,8 @@ class TargetScraper:
 class Scraper:
     def __init__(self, targets: list[ResolvedTarget], max_body_bytes: int, max_models: int = 100):
         caches: dict[Engine | None, SeriesCache] = {}
-        self.targets = [TargetScraper(t, max_body_bytes, caches, max_models) for t in targets]
+        turn = asyncio.Lock()
+        self.targets = [TargetScraper(t, max_body_bytes, caches, max_models, turn) for t in targets]
 
     async def scrape_all(self, client: FetchClient, timeout: float) -> list[TargetReport]:
         return list(await asyncio.gather(*(t.scrape(client, timeout) for t in self.targets)))

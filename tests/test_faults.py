@@ -212,6 +212,20 @@ def test_concurrent_exporter_scrapes_share_one_engine_fetch(engines: EngineServe
     assert len(slow.requests) == 1
 
 
+def test_many_targets_are_rendered_off_the_loop_with_the_same_series(engines: EngineServer) -> None:
+    from exporter.server import RENDER_IN_THREAD_FROM_TARGETS
+
+    engines.serve("/engine", HEALTHY)
+    n = RENDER_IN_THREAD_FROM_TARGETS
+    with running_exporter(engine="vllm", targets=[f"t{i}={engines.url('/engine')}" for i in range(n)]) as url:
+        text = scrape(url)
+        openmetrics = httpx.get(url + "/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"},
+                                timeout=60).text
+    for i in (0, n - 1):
+        assert series(text, f"t{i}") == [line.replace('target="good"', f'target="t{i}"') for line in HEALTHY_SERIES]
+    assert (openmetrics.count("\nllm_exporter_target_up{"), openmetrics[-6:]) == (n, "# EOF\n")
+
+
 def test_the_request_cannot_choose_what_is_fetched(engines: EngineServer) -> None:
     watched = engines.serve("/engine", HEALTHY)
     other = engines.serve("/other", HEALTHY.replace("3.0", "99.0"))
