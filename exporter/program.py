@@ -62,29 +62,7 @@ class _Step:
         return _Step(f"{left_source} {op} {right_source}", _OPERATORS[op](left.value, right.value), self.tracer,
                      precedence)
 
-    def __add__(self, other: object) -> _Step:
-        return self._binary("+", other)
-
-    def __radd__(self, other: object) -> _Step:
-        return self._binary("+", other, reflected=True)
-
-    def __sub__(self, other: object) -> _Step:
-        return self._binary("-", other)
-
-    def __rsub__(self, other: object) -> _Step:
-        return self._binary("-", other, reflected=True)
-
-    def __mul__(self, other: object) -> _Step:
-        return self._binary("*", other)
-
-    def __rmul__(self, other: object) -> _Step:
-        return self._binary("*", other, reflected=True)
-
-    def __truediv__(self, other: object) -> _Step:
-        return self._binary("/", other)
-
-    def __rtruediv__(self, other: object) -> _Step:
-        return self._binary("/", other, reflected=True)
+    # a + b, b + a, ... for each operator in _OPERATORS, as methods (set after the class).
 
     def __bool__(self) -> bool:
         """A branch on a value (a ratio skipped while its denominator is 0): take the branch these
@@ -101,6 +79,17 @@ class _Step:
 
     def __float__(self) -> float:
         raise Untraceable("a sample value used as a number")
+
+
+def _operator_method(op: str, reflected: bool):
+    def method(self: _Step, other: object) -> _Step:
+        return self._binary(op, other, reflected)
+    return method
+
+
+for _name, _op in (("add", "+"), ("sub", "-"), ("mul", "*"), ("truediv", "/")):
+    setattr(_Step, f"__{_name}__", _operator_method(_op, False))
+    setattr(_Step, f"__r{_name}__", _operator_method(_op, True))
 
 
 class _Tracer:
