@@ -1,18 +1,15 @@
-"""infersight's web UI: ``streamlit run dashboard/app.py``. Compare engines live, cost per token, SLOs.
+"""infersight's web UI: ``infersight ui`` (streamlit runs this file). Compare engines live, cost per token, SLOs.
 
 Read-only by design: nothing on these pages changes anything outside the browser session.
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import streamlit as st
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `streamlit run` from a checkout
-
-from dashboard.settings import load_ui_settings  # noqa: E402
+from infersight.dashboard.settings import load_ui_settings
 
 PAGES = Path(__file__).resolve().parent / "app_pages"
 

@@ -1,5 +1,5 @@
 """Data access for the UI: Prometheus (prometheus-api-client) and Alertmanager, or the exporters
-scraped directly into an in-memory history. Every figure comes from ``exporter.compare``, the
+scraped directly into an in-memory history. Every figure comes from ``infersight.compare``, the
 functions ``infersight compare`` uses, so the UI and the CLI never disagree."""
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from dataclasses import dataclass
 import httpx
 import streamlit as st
 
-from exporter.compare import History, Row, SourceError, Snapshot, embedded_rows, parse_duration, prometheus_rows, promql
-from exporter.schema import Label, M, Outcome
-from exporter.slo_rules import BUDGET_REMAINING_RECORD, OBJECTIVE_RECORD, burn_rate_record, error_ratio_record
-from exporter.slo_spec import Slo, SloSpec
+from infersight.compare import History, Row, SourceError, Snapshot, embedded_rows, parse_duration, prometheus_rows, promql
+from infersight.exporter.schema import Label, M, Outcome
+from infersight.alerts.slo_rules import BUDGET_REMAINING_RECORD, OBJECTIVE_RECORD, burn_rate_record, error_ratio_record
+from infersight.alerts.slo_spec import Slo, SloSpec
 
 HISTORY_SECONDS = 6 * 3600
 LIVE_COLUMNS = ("output_tokens_per_second", "ttft_p50_seconds", "ttft_p99_seconds", "itl_p50_seconds",
@@ -91,7 +91,7 @@ def embedded_points(snapshots: Sequence[Snapshot], window_seconds: float, step_s
 
 def prometheus_points(url: str, window: str, range_seconds: float, step_seconds: float
                       ) -> list[tuple[float, list[Row]]]:
-    """The same columns from Prometheus range queries (PromQL of ``exporter.compare.promql``)."""
+    """The same columns from Prometheus range queries (PromQL of ``infersight.compare.promql``)."""
     from prometheus_api_client import PrometheusConnect
 
     client = PrometheusConnect(url=url, disable_ssl=True)
@@ -197,7 +197,7 @@ def _finite(value: float | None) -> float | None:
 def slo_figures_embedded(snapshots: Sequence[Snapshot], spec: SloSpec) -> list[SloFigure]:
     """Attainment and burn rate over the scrape history (its whole span); the 30-day budget needs
     Prometheus and is n/a here."""
-    from exporter.compare import increase
+    from infersight.compare import increase
 
     if len(snapshots) < 2:
         return []

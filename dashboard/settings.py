@@ -30,7 +30,7 @@ class UISettings(BaseSettings):
     exporters: Annotated[list[str], NoDecode, BeforeValidator(_urls)] = []
     refresh_seconds: float = 15.0
     window: str = "5m"  # the comparison window
-    slo_spec: Path = Path(__file__).resolve().parent.parent / "alerts" / "slos.yaml"
+    slo_spec: Path | None = None  # default: the spec shipped with infersight (infersight.alerts)
 
     @property
     def source(self) -> str:

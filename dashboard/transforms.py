@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from exporter.compare import COLUMNS, Row
-from exporter.cost import HOURS_PER_MONTH
+from infersight.compare import COLUMNS, Row
+from infersight.exporter.cost import HOURS_PER_MONTH
 
 # Displayed columns: (row key, title, better: "low" | "high" | None)
 TABLE = (

@@ -12,9 +12,9 @@ import base64
 from dataclasses import dataclass
 from urllib.parse import urljoin
 
-from exporter import __version__
-from exporter.http1 import Http1Client, Http1Error
-from exporter.schema import ScrapeErrorReason
+from infersight import __version__
+from infersight.exporter.http1 import Http1Client, Http1Error
+from infersight.exporter.schema import ScrapeErrorReason
 
 # Plain text keeps vLLM's colon names intact: prometheus-client >= 0.23 rewrites them when asked
 # for OpenMetrics, and picks OpenMetrics whenever the Accept header mentions it at all.

@@ -13,9 +13,9 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from exporter.adapters.base import Adapter, Row, Take
-from exporter.parse import Family, Labels, ParseError, Sample
-from exporter.schema import Combine, Kind, Label, Outcome, UnifiedMetric
+from infersight.exporter.adapters.base import Adapter, Row, Take
+from infersight.exporter.parse import Family, Labels, ParseError, Sample
+from infersight.exporter.schema import Combine, Kind, Label, Outcome, UnifiedMetric
 
 LabelKey = tuple[str, ...]
 

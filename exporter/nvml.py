@@ -10,8 +10,8 @@ import threading
 from collections.abc import Sequence
 from types import ModuleType
 
-from exporter.normalize import Normalized
-from exporter.schema import GPU_SIGNALS, M
+from infersight.exporter.normalize import Normalized
+from infersight.exporter.schema import GPU_SIGNALS, M
 
 
 class NvmlUnavailable(Exception):

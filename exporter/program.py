@@ -24,8 +24,8 @@ import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from exporter.normalize import Histogram, Normalized, Plan, normalize
-from exporter.parse import Family, Layout, layout_families, parse, values_through_layout
+from infersight.exporter.normalize import Histogram, Normalized, Plan, normalize
+from infersight.exporter.parse import Family, Layout, layout_families, parse, values_through_layout
 
 # Values per generated function. Compiling one large expression takes memory the process then
 # keeps (2,000 values: a 12 MB peak for a 12k-sample payload; 100: 2.5 MB); calls are cheap.

@@ -15,8 +15,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.exposition import generate_latest
 from prometheus_client.utils import floatToGoString
 
-from exporter.normalize import Histogram, Normalized
-from exporter.schema import CATALOGUE, GpuSource, Kind, Label, M, ScrapeErrorReason, UnifiedMetric
+from infersight.exporter.normalize import Histogram, Normalized
+from infersight.exporter.schema import CATALOGUE, GpuSource, Kind, Label, M, ScrapeErrorReason, UnifiedMetric
 
 
 @dataclass

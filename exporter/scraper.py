@@ -15,16 +15,16 @@ from collections import Counter
 from pathlib import Path
 
 
-from exporter.adapters import ADAPTERS, DCGM, detect_engine
-from exporter.cost import hourly_cost_dollars
-from exporter.fetch import Credentials, FetchClient, Payload, ScrapeError, fetch
-from exporter.normalize import Normalized, Plan, compile_plan, normalize
-from exporter.nvml import NvmlReader, NvmlUnavailable
-from exporter.parse import Family, Layout, ParseError, SeriesCache, parse
-from exporter.program import parse_and_normalize
-from exporter.render import TargetReport
-from exporter.schema import GPU_SIGNALS, UNDETECTED_ENGINE, Engine, GpuSource, ScrapeErrorReason, UnifiedMetric
-from exporter.settings import Auth, ResolvedTarget
+from infersight.exporter.adapters import ADAPTERS, DCGM, detect_engine
+from infersight.exporter.cost import hourly_cost_dollars
+from infersight.exporter.fetch import Credentials, FetchClient, Payload, ScrapeError, fetch
+from infersight.exporter.normalize import Normalized, Plan, compile_plan, normalize
+from infersight.exporter.nvml import NvmlReader, NvmlUnavailable
+from infersight.exporter.parse import Family, Layout, ParseError, SeriesCache, parse
+from infersight.exporter.program import parse_and_normalize
+from infersight.exporter.render import TargetReport
+from infersight.exporter.schema import GPU_SIGNALS, UNDETECTED_ENGINE, Engine, GpuSource, ScrapeErrorReason, UnifiedMetric
+from infersight.exporter.settings import Auth, ResolvedTarget
 
 log = logging.getLogger("infersight.exporter")
 

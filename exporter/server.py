@@ -16,14 +16,14 @@ import threading
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 from prometheus_client.exposition import choose_encoder
 
-from exporter import __version__
-from exporter.fetch import FetchClient, new_client
-from exporter.http_serve import HttpServer, Request, Response, listening_socket
-from exporter.memory import release_free_memory
-from exporter.render import FamilySet, RenderCache, TargetReport, build_families, render_text
-from exporter.scraper import Scraper
-from exporter.settings import Settings
-from exporter.webconfig import BasicAuth, WebConfig, load_web_config, ssl_context
+from infersight import __version__
+from infersight.exporter.fetch import FetchClient, new_client
+from infersight.exporter.http_serve import HttpServer, Request, Response, listening_socket
+from infersight.exporter.memory import release_free_memory
+from infersight.exporter.render import FamilySet, RenderCache, TargetReport, build_families, render_text
+from infersight.exporter.scraper import Scraper
+from infersight.exporter.settings import Settings
+from infersight.exporter.webconfig import BasicAuth, WebConfig, load_web_config, ssl_context
 
 log = logging.getLogger("infersight.exporter")
 

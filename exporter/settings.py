@@ -27,8 +27,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from exporter.cost import GPU_PRICES
-from exporter.schema import Engine, GpuSource
+from infersight.exporter.cost import GPU_PRICES
+from infersight.exporter.schema import Engine, GpuSource
 
 EngineChoice = Engine | Literal["auto"]
 _yaml_data: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("yaml_data", default=None)
@@ -162,7 +162,7 @@ class Settings(BaseSettings):
     @classmethod
     def _web_config_loads(cls, path: Path | None) -> Path | None:
         if path is not None:
-            from exporter.webconfig import WebConfigError, load_web_config
+            from infersight.exporter.webconfig import WebConfigError, load_web_config
 
             try:
                 load_web_config(path)

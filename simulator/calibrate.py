@@ -11,11 +11,11 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 
-from exporter.quantile import histogram_quantile
-from simulator.formats import ITL_V0, ITL_V1, TTFT_V0, TTFT_V1
-from simulator.model import EngineModel, Observer, Request
-from simulator.profiles import Profile
-from simulator.signals import Recorder, Signal
+from infersight.quantile import histogram_quantile
+from infersight.simulator.formats import ITL_V0, ITL_V1, TTFT_V0, TTFT_V1
+from infersight.simulator.model import EngineModel, Observer, Request
+from infersight.simulator.profiles import Profile
+from infersight.simulator.signals import Recorder, Signal
 
 
 class _Raw(Observer):

@@ -9,10 +9,10 @@ import re
 import time
 from dataclasses import dataclass, field
 
-from simulator.formats import FORMATS, FormatState, dcgm_text
-from simulator.model import EngineModel, Faults, Request
-from simulator.profiles import Profile
-from simulator.signals import Recorder
+from infersight.simulator.formats import FORMATS, FormatState, dcgm_text
+from infersight.simulator.model import EngineModel, Faults, Request
+from infersight.simulator.profiles import Profile
+from infersight.simulator.signals import Recorder
 
 log = logging.getLogger("infersight.simulator")
 

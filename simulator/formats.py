@@ -18,8 +18,8 @@ from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from simulator.model import EngineModel, FinishReason
-from simulator.signals import Histogram, Recorder, Signal
+from infersight.simulator.model import EngineModel, FinishReason
+from infersight.simulator.signals import Histogram, Recorder, Signal
 
 
 def build_1_2_5(limit: int) -> tuple[float, ...]:

@@ -15,8 +15,8 @@ from typing import Any
 
 import yaml
 
-from simulator.formats import GpuSpec
-from simulator.model import Performance, Workload
+from infersight.simulator.formats import GpuSpec
+from infersight.simulator.model import Performance, Workload
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ import contextlib
 
 import uvicorn
 
-from simulator.engine import SimulatedEngine
-from simulator.server import build_app
+from infersight.simulator.engine import SimulatedEngine
+from infersight.simulator.server import build_app
 
 log = logging.getLogger("infersight.simulator")
 

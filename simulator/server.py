@@ -25,8 +25,8 @@ from starlette.requests import Request as HttpRequest
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from simulator.engine import Fault, SimulatedEngine
-from simulator.model import FinishReason, Request
+from infersight.simulator.engine import Fault, SimulatedEngine
+from infersight.simulator.model import FinishReason, Request
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 WORDS = ("the", "engine", "streams", "tokens", "at", "the", "pace", "its", "queueing", "model", "sets", "and",

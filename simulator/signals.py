@@ -12,7 +12,7 @@ import math
 from collections import deque
 from enum import StrEnum
 
-from simulator.model import EngineModel, FinishReason, Observer, Request
+from infersight.simulator.model import EngineModel, FinishReason, Observer, Request
 
 
 class Signal(StrEnum):

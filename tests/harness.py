@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.server import Exporter, make_server
-from exporter.settings import load_settings
+from infersight.exporter.server import Exporter, make_server
+from infersight.exporter.settings import load_settings
 
 
 @contextmanager
@@ -54,7 +54,7 @@ def series(text: str, target: str | None = None, *, with_duration: bool = False)
 
 def failure_series(engine: str, target: str, reason: str, count: int = 1) -> list[str]:
     """Exactly what a failed target shows: up 0 and its error counters, nothing else."""
-    from exporter.schema import ScrapeErrorReason
+    from infersight.exporter.schema import ScrapeErrorReason
 
     lines = [f'llm_exporter_target_up{{engine="{engine}",target="{target}"}} 0.0',
              f'llm_exporter_dropped_series_total{{engine="{engine}",target="{target}"}} 0.0']

@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from exporter.adapters.vllm import ITL_BUCKETS, LATENCY_BUCKETS, TTFT_BUCKETS
+from infersight.exporter.adapters.vllm import ITL_BUCKETS, LATENCY_BUCKETS, TTFT_BUCKETS
 
 MODEL = "meta-llama/Llama-3.1-8B-Instruct"
 

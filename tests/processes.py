@@ -31,15 +31,16 @@ def require_binary(name: str) -> str:
 
 
 def infersight_command() -> list[str]:
-    return [sys.executable, "-m", "exporter.cli"]
+    return [sys.executable, "-m", "infersight"]
 
 
 @contextmanager
 def running(cmd: Sequence[str], ready_url: str, *, log: Path, timeout: float = 30,
-            env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
+            env: dict[str, str] | None = None, cwd: Path | None = None) -> Iterator[subprocess.Popen]:
     """Run ``cmd`` until the block ends; wait until ``ready_url`` answers 200 first."""
     with log.open("wb") as out:
-        process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+        process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+                                   cwd=cwd)
     try:
         deadline = time.monotonic() + timeout
         while True:

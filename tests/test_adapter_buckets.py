@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.adapters import ADAPTERS
-from exporter.parse import parse
-from exporter.schema import Engine, Kind
+from infersight.exporter.adapters import ADAPTERS
+from infersight.exporter.parse import parse
+from infersight.exporter.schema import Engine, Kind
 from tests.conftest import CAPTURES
 
 CASES = [

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.validate import ENGINES, TOLERANCE, aiperf_binary, tokenizer_dir, validate_engine
-from simulator.formats import TTFT_V0
+from infersight.tools.validate import ENGINES, TOLERANCE, aiperf_binary, tokenizer_dir, validate_engine
+from infersight.simulator.formats import TTFT_V0
 
 pytestmark = pytest.mark.e2e
 

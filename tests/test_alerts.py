@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from exporter.schema import BY_NAME
-from exporter.slo_rules import capability_report, generate
-from exporter.slo_spec import SpecError, load_spec
+from infersight.exporter.schema import BY_NAME
+from infersight.alerts.slo_rules import capability_report, generate
+from infersight.alerts.slo_spec import SpecError, load_spec
 from tests.conftest import REPO
 from tests.processes import infersight_command, require_binary
 
@@ -44,7 +44,7 @@ def test_rules_check_command_catches_a_stale_file(tmp_path: Path) -> None:
     result = run(*infersight_command(), "rules", "--check", "--output", str(stale))
     assert result.returncode == 1
     assert result.stderr.splitlines()[-1] == (
-        f"error: {stale} is stale; run: infersight rules --spec alerts/slos.yaml --output {stale}")
+        f"error: {stale} is stale; run: infersight rules --output {stale}")
 
 
 def test_generator_reports_engines_that_cannot_express_a_threshold() -> None:

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from exporter.bench import count_samples, vllm_payload
+from infersight.tools.bench import count_samples, vllm_payload
 from tests.processes import infersight_command, require_binary
 
 

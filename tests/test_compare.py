@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from exporter.compare import COLUMNS, Snapshot, embedded_rows, increase, parse_duration, prometheus_rows, to_csv
-from exporter.quantile import histogram_quantile
+from infersight.compare import COLUMNS, Snapshot, embedded_rows, increase, parse_duration, prometheus_rows, to_csv
+from infersight.quantile import histogram_quantile
 from tests.processes import free_port, infersight_command, require_binary, running
 
 INF = math.inf

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.settings import ConfigError, load_settings
+from infersight.exporter.settings import ConfigError, load_settings
 from tests.engine_server import EngineServer
 from tests.harness import running_exporter, scrape
 from tests.processes import infersight_command

@@ -9,13 +9,13 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard import data
-from dashboard.transforms import COMPARE_FORMATS, display, rows_frame
-from exporter.compare import embedded_rows, parse_snapshot
-from exporter.schema import Engine
-from simulator.engine import SimulatedEngine
-from simulator.model import run_for
-from simulator.profiles import PROFILES
+from infersight.dashboard import data
+from infersight.dashboard.transforms import COMPARE_FORMATS, display, rows_frame
+from infersight.compare import embedded_rows, parse_snapshot
+from infersight.exporter.schema import Engine
+from infersight.simulator.engine import SimulatedEngine
+from infersight.simulator.model import run_for
+from infersight.simulator.profiles import PROFILES
 from tests.conftest import REPO
 from tests.test_golden import normalized_exposition
 

@@ -11,9 +11,9 @@ import time
 import httpx
 import pytest
 
-from exporter.compare import History, embedded_rows
-from exporter.demo import Demo
-from simulator.formats import ITL_V0, ITL_V1, TTFT_V0, TTFT_V1
+from infersight.compare import History, embedded_rows
+from infersight.tools.demo import Demo
+from infersight.simulator.formats import ITL_V0, ITL_V1, TTFT_V0, TTFT_V1
 from tests.processes import infersight_command, require_binary
 
 pytestmark = pytest.mark.e2e

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from exporter.slo_rules import generate
-from exporter.slo_spec import load_spec
+from infersight.alerts.slo_rules import generate
+from infersight.alerts.slo_spec import load_spec
 from tests.conftest import REPO
 from tests.live_engine import MODEL, LiveEngine
 from tests.processes import free_port, infersight_command, require_binary, running

@@ -213,7 +213,7 @@ def test_concurrent_exporter_scrapes_share_one_engine_fetch(engines: EngineServe
 
 
 def test_many_targets_are_rendered_off_the_loop_with_the_same_series(engines: EngineServer) -> None:
-    from exporter.server import RENDER_IN_THREAD_FROM_TARGETS
+    from infersight.exporter.server import RENDER_IN_THREAD_FROM_TARGETS
 
     engines.serve("/engine", HEALTHY)
     n = RENDER_IN_THREAD_FROM_TARGETS

@@ -11,11 +11,11 @@ import os
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from exporter.fetch import Payload, ScrapeError
-from exporter.render import render_text
-from exporter.schema import Engine, ScrapeErrorReason
-from exporter.scraper import TargetScraper
-from exporter.settings import load_settings
+from infersight.exporter.fetch import Payload, ScrapeError
+from infersight.exporter.render import render_text
+from infersight.exporter.schema import Engine, ScrapeErrorReason
+from infersight.exporter.scraper import TargetScraper
+from infersight.exporter.settings import load_settings
 from tests.conftest import CAPTURES, OWN_FIXTURES
 
 EXAMPLES = int(os.environ.get("INFERSIGHT_FUZZ_EXAMPLES", "300"))

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.adapters import detect_engine
-from exporter.fetch import Payload, ScrapeError
-from exporter.render import build_families, render_text, text_exposition
-from exporter.schema import Engine
-from exporter.scraper import TargetScraper
-from exporter.settings import load_settings
+from infersight.exporter.adapters import detect_engine
+from infersight.exporter.fetch import Payload, ScrapeError
+from infersight.exporter.render import build_families, render_text, text_exposition
+from infersight.exporter.schema import Engine
+from infersight.exporter.scraper import TargetScraper
+from infersight.exporter.settings import load_settings
 from tests.conftest import CAPTURES, GOLDEN, OWN_FIXTURES
 from tests.golden import assert_golden
 
@@ -91,11 +91,11 @@ def test_own_fixture_normalizes_to_golden(fixture: str, engine: Engine, update_g
 
 
 def test_dcgm_fixture_normalizes_to_golden(update_golden: bool) -> None:
-    from exporter.adapters import DCGM
-    from exporter.normalize import Normalized, compile_plan, normalize
-    from exporter.parse import parse
-    from exporter.render import TargetReport
-    from exporter.schema import GpuSource
+    from infersight.exporter.adapters import DCGM
+    from infersight.exporter.normalize import Normalized, compile_plan, normalize
+    from infersight.exporter.parse import parse
+    from infersight.exporter.render import TargetReport
+    from infersight.exporter.schema import GpuSource
 
     plan = compile_plan(DCGM)
     text = (OWN_FIXTURES / "dcgm-exporter-4.5.metrics.txt").read_text(encoding="utf-8")

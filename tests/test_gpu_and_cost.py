@@ -6,10 +6,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from exporter.cost import HOURS_PER_MONTH, hourly_cost_dollars
-from exporter.normalize import Normalized
-from exporter.nvml import NvmlReader, NvmlUnavailable
-from exporter.schema import M
+from infersight.exporter.cost import HOURS_PER_MONTH, hourly_cost_dollars
+from infersight.exporter.normalize import Normalized
+from infersight.exporter.nvml import NvmlReader, NvmlUnavailable
+from infersight.exporter.schema import M
 from tests.engine_server import EngineServer
 from tests.harness import running_exporter, scrape, series
 

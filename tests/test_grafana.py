@@ -11,9 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from exporter.grafana import DASHBOARDS, render
-from exporter.slo_rules import generate
-from exporter.slo_spec import load_spec
+from infersight.grafana.generate import DASHBOARDS, render
+from infersight.alerts.slo_rules import generate
+from infersight.alerts.slo_spec import load_spec
 from tests.conftest import OWN_FIXTURES, REPO
 from tests.engine_server import EngineServer
 from tests.live_engine import LiveEngine

@@ -12,7 +12,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from exporter.settings import load_settings
+from infersight.exporter.settings import load_settings
 from tests.conftest import REPO
 
 CHART = REPO / "helm" / "infersight"

@@ -10,9 +10,9 @@ from http.server import ThreadingHTTPServer
 
 import pytest
 
-from exporter.fetch import Payload, ScrapeError, fetch, new_client
-from exporter.replay import make_handler
-from exporter.schema import ScrapeErrorReason
+from infersight.exporter.fetch import Payload, ScrapeError, fetch, new_client
+from infersight.tools.replay import make_handler
+from infersight.exporter.schema import ScrapeErrorReason
 from tests.engine_server import EngineServer
 from tests.processes import require_binary
 

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from exporter import http_serve
-from exporter.http_serve import HttpServer, Request, Response, listening_socket
+from infersight.exporter import http_serve
+from infersight.exporter.http_serve import HttpServer, Request, Response, listening_socket
 
 
 async def _handler(request: Request) -> Response:

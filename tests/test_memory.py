@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from exporter.memory import release_free_memory
+from infersight.exporter.memory import release_free_memory
 
 
 def _rss_mib() -> float:

@@ -6,11 +6,11 @@ import math
 
 import pytest
 
-from exporter.adapters import ADAPTERS, DCGM
-from exporter.adapters.base import Row
-from exporter.normalize import Histogram, compile_plan, normalize
-from exporter.parse import ParseError, parse
-from exporter.schema import Engine, M
+from infersight.exporter.adapters import ADAPTERS, DCGM
+from infersight.exporter.adapters.base import Row
+from infersight.exporter.normalize import Histogram, compile_plan, normalize
+from infersight.exporter.parse import ParseError, parse
+from infersight.exporter.schema import Engine, M
 
 
 def run(engine: Engine | None, text: str, model: str | None = None, gpu: bool = True):

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.parse import Family, Layout, ParseError, SeriesCache, _parse_fast, _Unusual, parse
+from infersight.exporter.parse import Family, Layout, ParseError, SeriesCache, _parse_fast, _Unusual, parse
 from tests.conftest import CAPTURES, OWN_FIXTURES
 
 

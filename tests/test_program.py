@@ -9,12 +9,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from exporter.adapters import ADAPTERS, detect_engine
-from exporter.bench import vllm_payload
-from exporter.normalize import Histogram, Normalized, compile_plan, normalize
-from exporter.parse import Layout, ParseError, SeriesCache, parse
-from exporter.program import Untraceable, _Tracer, normalize_parsed, trace
-from exporter.schema import Engine, M
+from infersight.exporter.adapters import ADAPTERS, detect_engine
+from infersight.tools.bench import vllm_payload
+from infersight.exporter.normalize import Histogram, Normalized, compile_plan, normalize
+from infersight.exporter.parse import Layout, ParseError, SeriesCache, parse
+from infersight.exporter.program import Untraceable, _Tracer, normalize_parsed, trace
+from infersight.exporter.schema import Engine, M
 from tests.conftest import CAPTURES, OWN_FIXTURES
 
 _VALUE = re.compile(r"(?m)^([^#\n][^\n]* )([^ \n]*)$")

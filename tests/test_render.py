@@ -10,8 +10,8 @@ from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector,
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, InfoMetricFamily
 from prometheus_client.exposition import generate_latest
 
-from exporter.render import FamilySet, text_exposition
-from exporter.server import wants_openmetrics_only
+from infersight.exporter.render import FamilySet, text_exposition
+from infersight.exporter.server import wants_openmetrics_only
 from tests.conftest import GOLDEN
 from tests.engine_server import EngineServer
 from tests.harness import running_exporter
@@ -94,9 +94,9 @@ def test_an_openmetrics_only_client_gets_openmetrics() -> None:
 def test_direct_rendering_matches_for_signed_zeros_and_special_values() -> None:
     import math as m
 
-    from exporter.normalize import Histogram, Normalized
-    from exporter.render import TargetReport, build_families, render_text
-    from exporter.schema import M
+    from infersight.exporter.normalize import Histogram, Normalized
+    from infersight.exporter.render import TargetReport, build_families, render_text
+    from infersight.exporter.schema import M
 
     normalized = Normalized(series={
         M.KV_CACHE_USAGE_RATIO: {("a",): 0.0, ("b",): -0.0, ("c",): m.nan, ("d",): m.inf, ("e",): 1234567.0},
@@ -111,9 +111,9 @@ def test_a_render_cache_carried_across_scrapes_writes_the_same_bytes() -> None:
     missing +Inf, negative buckets and a shrinking cache must not change a byte."""
     import math as m
 
-    from exporter.normalize import Histogram, Normalized
-    from exporter.render import RenderCache, TargetReport, build_families, render_text
-    from exporter.schema import M
+    from infersight.exporter.normalize import Histogram, Normalized
+    from infersight.exporter.render import RenderCache, TargetReport, build_families, render_text
+    from infersight.exporter.schema import M
 
     def report(scale: float, buckets: dict[float, float]) -> TargetReport:
         normalized = Normalized(series={

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from exporter.adapters import ADAPTERS, DCGM
-from exporter.schema import CATALOGUE, ENGINE_SIGNALS, Combine, Kind, Label, UnifiedMetric, check_catalogue, schema_table
+from infersight.exporter.adapters import ADAPTERS, DCGM
+from infersight.exporter.schema import CATALOGUE, ENGINE_SIGNALS, Combine, Kind, Label, UnifiedMetric, check_catalogue, schema_table
 from tests.conftest import GOLDEN, REPO
 from tests.processes import require_binary
 
@@ -78,7 +78,7 @@ def test_every_alias_row_says_which_versions_need_it(path: Path) -> None:
 def test_unified_names_are_spelled_only_in_the_schema() -> None:
     spelled = re.compile(r"""["']llm_[a-z0-9_]+""")
     offenders = []
-    for package in ("exporter", "dashboard", "simulator"):
+    for package in ("exporter", "dashboard", "simulator", "alerts", "grafana", "infersight"):
         for path in (REPO / package).rglob("*.py"):
             if path.name != "schema.py" and spelled.search(path.read_text()):
                 offenders.append(str(path.relative_to(REPO)))
@@ -86,7 +86,7 @@ def test_unified_names_are_spelled_only_in_the_schema() -> None:
 
 
 def test_readme_schema_table_is_the_catalogue() -> None:
-    # Regenerate with: python -m exporter.schema
+    # Regenerate with: python -m infersight.exporter.schema
     readme = (REPO / "README.md").read_text()
     table = readme.split("<!-- schema-table:start -->\n", 1)[1].split("<!-- schema-table:end -->", 1)[0]
     assert table.strip() == schema_table()

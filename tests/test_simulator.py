@@ -8,12 +8,12 @@ import math
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.schema import Engine
-from simulator.calibrate import calibrate
-from simulator.engine import Fault, SimulatedEngine
-from simulator.formats import FORMATS, build_1_2_5
-from simulator.model import EngineModel, FinishReason, Performance, Workload, run_for
-from simulator.profiles import PROFILES
+from infersight.exporter.schema import Engine
+from infersight.simulator.calibrate import calibrate
+from infersight.simulator.engine import Fault, SimulatedEngine
+from infersight.simulator.formats import FORMATS, build_1_2_5
+from infersight.simulator.model import EngineModel, FinishReason, Performance, Workload, run_for
+from infersight.simulator.profiles import PROFILES
 from tests.conftest import CAPTURES, GOLDEN
 from tests.golden import assert_golden
 from tests.test_golden import normalized_exposition
@@ -211,10 +211,10 @@ def test_exporter_reads_every_format_to_golden(engine: str, version: str, unifie
 
 
 def test_dcgm_endpoint_is_read_by_the_dcgm_adapter(update_golden: bool) -> None:
-    from exporter.adapters import DCGM
-    from exporter.normalize import compile_plan, normalize
-    from exporter.parse import parse
-    from exporter.schema import M
+    from infersight.exporter.adapters import DCGM
+    from infersight.exporter.normalize import compile_plan, normalize
+    from infersight.exporter.parse import parse
+    from infersight.exporter.schema import M
 
     plan = compile_plan(DCGM)
     sim = simulated("vllm", "0.33")
@@ -243,9 +243,9 @@ def test_fault_syntax() -> None:
 
 
 def test_ttft_regression_moves_the_ttft_histogram() -> None:
-    from simulator.calibrate import _quantile
-    from simulator.formats import TTFT_V1
-    from simulator.signals import Recorder, Signal
+    from infersight.simulator.calibrate import _quantile
+    from infersight.simulator.formats import TTFT_V1
+    from infersight.simulator.signals import Recorder, Signal
 
     model = EngineModel(EXACT, Workload(concurrency=2, prompt_tokens_mean=100, output_tokens_mean=10), seed=1)
     recorder = Recorder(model)

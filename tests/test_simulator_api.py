@@ -11,8 +11,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from simulator.run import bind
-from simulator.server import count_tokens
+from infersight.simulator.run import bind
+from infersight.simulator.server import count_tokens
 from tests.processes import free_port, infersight_command, running
 
 MODEL = "Qwen/Qwen3-0.6B"  # the "small" profile's model

@@ -6,10 +6,10 @@ from collections.abc import Sequence
 
 import streamlit as st
 
-from dashboard import data
-from dashboard.settings import UISettings, load_ui_settings
-from dashboard.transforms import select
-from exporter.compare import Row
+from infersight.dashboard import data
+from infersight.dashboard.settings import UISettings, load_ui_settings
+from infersight.dashboard.transforms import select
+from infersight.compare import Row
 
 
 def settings() -> UISettings:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.app_pages.common import comparison, selectors, settings
-from dashboard.charts import bar
-from dashboard.transforms import COMPARE_FORMATS, best_per_column, display, rows_frame
-from exporter.compare import to_csv
+from infersight.dashboard.app_pages.common import comparison, selectors, settings
+from infersight.dashboard.charts import bar
+from infersight.dashboard.transforms import COMPARE_FORMATS, best_per_column, display, rows_frame
+from infersight.compare import to_csv
 
 s = settings()
 st.title("Compare engines")

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import data
-from dashboard.app_pages.common import comparison, selectors, settings
-from dashboard.transforms import COST_FORMATS, best_throughput_within_slo, cost_table, display, series_frame
-from exporter.cost import GPU_PRICES, HOURS_PER_MONTH
-from exporter.schema import M
-from exporter.slo_spec import load_spec
+from infersight.dashboard import data
+from infersight.dashboard.app_pages.common import comparison, selectors, settings
+from infersight.dashboard.transforms import COST_FORMATS, best_throughput_within_slo, cost_table, display, series_frame
+from infersight.exporter.cost import GPU_PRICES, HOURS_PER_MONTH
+from infersight.exporter.schema import M
+from infersight.alerts.slo_spec import load_spec
 
 s = settings()
 st.title("Cost per token")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import data
-from dashboard.app_pages.common import comparison, selectors, settings
-from dashboard.charts import LIVE_PANELS, line
-from dashboard.transforms import series_frame
+from infersight.dashboard import data
+from infersight.dashboard.app_pages.common import comparison, selectors, settings
+from infersight.dashboard.charts import LIVE_PANELS, line
+from infersight.dashboard.transforms import series_frame
 
 RANGES = {"15 minutes": 900, "1 hour": 3600, "6 hours": 21600}
 

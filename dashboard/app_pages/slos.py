@@ -5,10 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import data
-from dashboard.app_pages.common import settings
-from dashboard.transforms import SLO_FORMATS, display
-from exporter.slo_spec import load_spec
+from infersight.dashboard import data
+from infersight.dashboard.app_pages.common import settings
+from infersight.dashboard.transforms import SLO_FORMATS, display
+from infersight.alerts.slo_spec import load_spec
 
 s = settings()
 st.title("SLOs")

@@ -1,8 +1,8 @@
 """One declarative adapter per engine, and engine detection for ``--engine auto``."""
 
-from exporter.adapters import dcgm, nim, sglang, tgi, triton, vllm
-from exporter.adapters.base import Adapter
-from exporter.schema import Engine
+from infersight.exporter.adapters import dcgm, nim, sglang, tgi, triton, vllm
+from infersight.exporter.adapters.base import Adapter
+from infersight.exporter.schema import Engine
 
 ADAPTERS: dict[Engine, Adapter] = {
     Engine.VLLM: vllm.ADAPTER,

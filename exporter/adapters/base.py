@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from types import MappingProxyType
 
-from exporter.schema import Engine, Kind, Outcome, UnifiedMetric
+from infersight.exporter.schema import Engine, Kind, Outcome, UnifiedMetric
 
 
 class Unit(Enum):

@@ -4,8 +4,8 @@ Reference: shared/reference/engine-metrics.md section 4.3 (dcgm-exporter 3.x-4.x
 Rows sharing a metric but not a part add up: total memory is used + free + reserved.
 """
 
-from exporter.adapters.base import Adapter, Row, Unit
-from exporter.schema import M
+from infersight.exporter.adapters.base import Adapter, Row, Unit
+from infersight.exporter.schema import M
 
 ROWS = (
     Row(M.GPU_UTILIZATION_RATIO, "DCGM_FI_DEV_GPU_UTIL", unit=Unit.PERCENT),  # default counters, 0-100

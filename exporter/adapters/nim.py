@@ -5,9 +5,9 @@ on newer vLLM pass the ``vllm:`` names through. Both are mapped; per model the f
 data wins.
 """
 
-from exporter.adapters.base import Adapter, Row
-from exporter.adapters.vllm import FINISHED_REASON, ITL_BUCKETS, LATENCY_BUCKETS, TTFT_BUCKETS
-from exporter.schema import Engine, M
+from infersight.exporter.adapters.base import Adapter, Row
+from infersight.exporter.adapters.vllm import FINISHED_REASON, ITL_BUCKETS, LATENCY_BUCKETS, TTFT_BUCKETS
+from infersight.exporter.schema import Engine, M
 
 # NIM 1.x bucket bounds (the NIM 1.0.0 capture: vLLM V0's 0.4-0.5 lists).
 NIM_TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)

@@ -4,8 +4,8 @@ Scheduler series carry rank labels (tp_rank, pp_rank, dp_rank, ...) and tokenize
 ``is_streaming`` label; both are summed away (a ratio is averaged).
 """
 
-from exporter.adapters.base import Adapter, Row
-from exporter.schema import Engine, M, Outcome
+from infersight.exporter.adapters.base import Adapter, Row
+from infersight.exporter.schema import Engine, M, Outcome
 
 # sglang/srt/observability/metrics_collector.py (0.5.x) defaults.
 TTFT_BUCKETS = (0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 2.0, 4.0, 6.0, 8.0, 10.0, 20.0, 40.0, 60.0, 80.0, 100.0, 200.0, 400.0)

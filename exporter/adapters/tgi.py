@@ -7,8 +7,8 @@ TGI's Rust exporter has no model label (the target's configured ``model`` fills 
 from itertools import accumulate
 from operator import mul
 
-from exporter.adapters.base import Adapter, Row, Take
-from exporter.schema import Engine, M, Outcome
+from infersight.exporter.adapters.base import Adapter, Row, Take
+from infersight.exporter.schema import Engine, M, Outcome
 
 # TGI's router buckets for its duration histograms: from 0.0001 s, multiplied by 1.5 35 times
 # (0.00015 ... ; repeated multiplication, as TGI computes them, so the floats match its le labels).

@@ -5,8 +5,8 @@ prometheus-cpp, so counters carry no ``_total`` and the parser hands them over u
 name. Series carry ``model`` (the model-repository name) and ``version``; versions are summed.
 """
 
-from exporter.adapters.base import Adapter, Kind, Outcomes, Row, Take, Unit
-from exporter.schema import Engine, M, Outcome
+from infersight.exporter.adapters.base import Adapter, Kind, Outcomes, Row, Take, Unit
+from infersight.exporter.schema import Engine, M, Outcome
 
 # nv_inference_request_failure{reason} (24.08+): a cancelled request was abandoned by its
 # client; rejections (queue full), backend and other failures are the server's errors.

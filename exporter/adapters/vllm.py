@@ -4,8 +4,8 @@ Rows are keyed by the ``vllm:`` name; ``prefix_aliases`` folds in the other spel
 metric, the first row wins and later rows are aliases for releases that lack the first.
 """
 
-from exporter.adapters.base import Adapter, Outcomes, Row
-from exporter.schema import Engine, M, Outcome
+from infersight.exporter.adapters.base import Adapter, Outcomes, Row
+from infersight.exporter.schema import Engine, M, Outcome
 
 # vLLM's finished_reason: stop and length (and repetition, 0.18+) are normal completions.
 FINISHED_REASON = Outcomes(

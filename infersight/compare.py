@@ -4,7 +4,7 @@ exporters directly (the embedded source), computed the same way in both.
 Semantics (what Prometheus would answer for the same window):
 - rates are the per-second increase over the window; counter resets inside it are handled as
   Prometheus' ``increase`` handles them (a drop means the counter restarted from zero);
-- quantiles are ``histogram_quantile`` over the window's bucket increases (``exporter.quantile``);
+- quantiles are ``histogram_quantile`` over the window's bucket increases (``infersight.quantile``);
 - gauges are averages over the window's samples (``avg_over_time``);
 - GPU utilization and cost belong to a target, so every model row of a target shows the target's;
   cost per token divides the target's cost by the target's tokens.
@@ -27,8 +27,8 @@ from collections import defaultdict, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from exporter.quantile import histogram_quantile
-from exporter.schema import Label, M, Outcome
+from infersight.quantile import histogram_quantile
+from infersight.exporter.schema import Label, M, Outcome
 
 COLUMNS = ("engine", "model", "target", "output_tokens_per_second", "input_tokens_per_second", "ttft_p50_seconds",
            "ttft_p99_seconds", "itl_p50_seconds", "itl_p99_seconds", "e2e_p99_seconds", "kv_cache_usage_ratio",

@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from exporter import __version__
-from exporter.schema import Engine, GpuSource
+from infersight import __version__
+from infersight.exporter.schema import Engine, GpuSource
 
 
 def _exporter_parser(sub: argparse._SubParsersAction) -> None:
@@ -89,7 +89,7 @@ def _target_flag(value: str, model: str | None) -> dict[str, Any]:
 
 
 def _run_exporter(args: argparse.Namespace) -> int:
-    from exporter.settings import ConfigError, load_settings
+    from infersight.exporter.settings import ConfigError, load_settings
 
     try:
         settings = load_settings(_flags(args), args.config)
@@ -99,7 +99,7 @@ def _run_exporter(args: argparse.Namespace) -> int:
         return 1
     if args.check_config:
         if settings.web_config_file is not None:
-            from exporter.webconfig import load_web_config
+            from infersight.exporter.webconfig import load_web_config
 
             web = load_web_config(settings.web_config_file)
             print(f"ok: web config {settings.web_config_file} tls={'yes' if web.tls_server_config else 'no'} "
@@ -110,7 +110,7 @@ def _run_exporter(args: argparse.Namespace) -> int:
                   f"gpu={resolved.gpu.source.value} auth={'yes' if resolved.auth.configured else 'no'}")
         return 0
     _configure_logging(settings.log_level)
-    from exporter.server import serve
+    from infersight.exporter.server import serve
 
     serve(settings)
     return 0
@@ -132,7 +132,7 @@ def _replay_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_replay(args: argparse.Namespace) -> int:
-    from exporter.replay import serve_file
+    from infersight.tools.replay import serve_file
 
     _configure_logging("info")
     serve_file(args.file, args.listen, args.path)
@@ -143,9 +143,10 @@ def _rules_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("rules", help="generate SLO recording rules and burn-rate alerts from the SLO spec",
                        description="Turn the SLO spec into a Prometheus rule file (recording rules for error "
                                    "ratios, burn rates and budget, multi-window multi-burn-rate alerts).")
-    p.add_argument("--spec", type=Path, default=Path("alerts/slos.yaml"))
-    p.add_argument("--output", type=Path, default=Path("alerts/generated/slo-rules.yml"),
-                   help="file to write; - for standard output")
+    p.add_argument("--spec", type=Path, help="SLO spec (default: the one shipped with infersight, alerts/slos.yaml)")
+    p.add_argument("--output", type=Path,
+                   help="file to write; - for standard output (default: the rule file shipped beside the spec, "
+                        "alerts/generated/slo-rules.yml)")
     p.add_argument("--check", action="store_true", help="exit 1 if --output differs from a fresh generation")
     p.add_argument("--time-scale", type=int, default=1, metavar="N",
                    help="divide every window and `for` by N (fast end-to-end tests; never for production)")
@@ -155,16 +156,26 @@ def _rules_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_rules(args: argparse.Namespace) -> int:
-    from exporter.slo_rules import RUNBOOK_URL, capability_report, generate
-    from exporter.slo_spec import SpecError, load_spec
+    from infersight import alerts
+    from infersight.alerts.slo_rules import RUNBOOK_URL, capability_report, generate
+    from infersight.alerts.slo_spec import SpecError, load_spec
 
+    rerun = "infersight rules"
+    if args.spec is None:  # the packaged spec; the header names it as it sits in the repository
+        args.spec = Path(str(alerts.packaged(alerts.SPEC)))
+        spec_name = f"alerts/{alerts.SPEC}"
+    else:
+        spec_name = str(args.spec)
+        rerun += f" --spec {args.spec}"
+    if args.output is None:
+        args.output = Path(str(alerts.packaged(alerts.GENERATED_RULES)))
     try:
         spec = load_spec(args.spec)
     except SpecError as exc:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
         return 1
-    text = generate(spec, spec_path=str(args.spec), time_scale=args.time_scale, interval=args.interval,
+    text = generate(spec, spec_path=spec_name, time_scale=args.time_scale, interval=args.interval,
                     runbook_url=args.runbook_url or RUNBOOK_URL)
     for line in capability_report(spec):
         print(line, file=sys.stderr)
@@ -174,7 +185,7 @@ def _run_rules(args: argparse.Namespace) -> int:
     if args.check:
         current = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
         if current != text:
-            print(f"error: {args.output} is stale; run: infersight rules --spec {args.spec} --output {args.output}",
+            print(f"error: {args.output} is stale; run: {rerun} --output {args.output}",
                   file=sys.stderr)
             return 1
         return 0
@@ -187,14 +198,18 @@ def _run_rules(args: argparse.Namespace) -> int:
 def _dashboards_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("dashboards", help="generate the Grafana dashboards (needs the grafana extra)",
                        description="Write grafana/dashboards/*.json from the schema and the SLO rule names.")
-    p.add_argument("--output", type=Path, default=Path("grafana/dashboards"))
+    p.add_argument("--output", type=Path,
+                   help="folder to write (default: the dashboards shipped with infersight, grafana/dashboards)")
     p.add_argument("--check", action="store_true", help="exit 1 if the committed files differ from a fresh generation")
     p.set_defaults(run=_run_dashboards)
 
 
 def _run_dashboards(args: argparse.Namespace) -> int:
-    from exporter.grafana import DASHBOARDS, render, write
+    from infersight.grafana import packaged_dashboards
+    from infersight.grafana.generate import DASHBOARDS, render, write
 
+    if args.output is None:
+        args.output = Path(str(packaged_dashboards()))
     if args.check:
         stale = [name for name, build in DASHBOARDS.items()
                  if not (args.output / name).exists() or (args.output / name).read_text(encoding="utf-8") != render(build)]
@@ -207,18 +222,18 @@ def _run_dashboards(args: argparse.Namespace) -> int:
 
 
 def _simulate_parser(sub: argparse._SubParsersAction) -> None:
-    from simulator.formats import FORMATS
-    from simulator.profiles import PROFILES
-    formats = "; ".join(f"{e} {v}: {spec.description}" for (e, v), spec in FORMATS.items())
+    # The simulator (and starlette) load only when this subcommand runs: the sidecar never imports it.
     p = sub.add_parser("simulate", help="run a simulated engine (metrics in a real engine's format, OpenAI API)",
                        description="A queueing model of an LLM engine in real time, serving /metrics in the format "
-                                   f"of a real engine release and the OpenAI-compatible API. Formats: {formats}.")
-    p.add_argument("--engine", required=True, choices=sorted({e for e, _ in FORMATS}))
-    p.add_argument("--version", help="engine release format (default: the newest for the engine)")
+                                   "of a real engine release and the OpenAI-compatible API (needs the sim extra). "
+                                   "--version list prints the formats.")
+    p.add_argument("--engine", required=True, choices=[e.value for e in Engine])
+    p.add_argument("--version", help="engine release format (default: the newest for the engine; 'list' lists them)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--profile", default="small",
-                   help=f"performance and load: one of {', '.join(PROFILES)} or a YAML file (default small)")
+                   help="performance and load: a named profile (small, aiperf, seed-vllm, seed-triton, seed-nim) or a "
+                        "YAML file (default small)")
     p.add_argument("--no-load", dest="synthetic_load", action="store_false",
                    help="no built-in synthetic load: only API requests reach the engine")
     p.add_argument("--fault", dest="faults", action="append", default=[], metavar="KIND@START[+DURATION][:VALUE]",
@@ -232,17 +247,25 @@ def _simulate_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _default_version(engine: str) -> str:
-    from simulator.formats import FORMATS
-    return [v for e, v in FORMATS if e == engine][-1]
+    from infersight.simulator.formats import FORMATS
+    versions = [v for e, v in FORMATS if e == engine]
+    if not versions:
+        raise ValueError(f"no simulated format for {engine}; --version list shows the formats")
+    return versions[-1]
 
 
 def _run_simulate(args: argparse.Namespace) -> int:
     import asyncio
 
-    from simulator.engine import Fault, SimulatedEngine
-    from simulator.profiles import load_profile
-    from simulator.run import PortInUse, bind, serve
+    from infersight.simulator.engine import Fault, SimulatedEngine
+    from infersight.simulator.formats import FORMATS
+    from infersight.simulator.profiles import load_profile
+    from infersight.simulator.run import PortInUse, bind, serve
 
+    if args.version == "list":
+        for (engine, version), spec in FORMATS.items():
+            print(f"{engine} {version}: {spec.description}")
+        return 0
     try:
         profile = load_profile(args.profile)
         faults = [Fault.parse(text) for text in args.faults]
@@ -252,7 +275,7 @@ def _run_simulate(args: argparse.Namespace) -> int:
         print(f"infersight simulate: {e}", file=sys.stderr)
         return 2
     if args.calibrate:
-        from simulator.calibrate import calibrate, report
+        from infersight.simulator.calibrate import calibrate, report
         print(report(profile, calibrate(profile, v0_buckets=engine.format.name != "vllm-0.33")))
         return 0
     try:
@@ -268,6 +291,27 @@ def _run_simulate(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     return 0
+
+
+def _ui_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("ui", help="run the web UI (Streamlit; needs the ui extra)",
+                       description="Serve the web UI that compares engines live. It reads INFERSIGHT_UI_* settings "
+                                   "(INFERSIGHT_UI_PROMETHEUS_URL, or INFERSIGHT_UI_EXPORTERS).")
+    p.add_argument("--address", default="127.0.0.1", help="address to bind (default 127.0.0.1: local only)")
+    p.add_argument("--port", type=int, default=8501)
+    p.set_defaults(run=_run_ui)
+
+
+def _run_ui(args: argparse.Namespace) -> int:
+    import os
+    from importlib import resources
+
+    app = resources.files("infersight.dashboard").joinpath("app.py")
+    command = [sys.executable, "-m", "streamlit", "run", str(app), "--server.headless", "true",
+               "--server.address", args.address, "--server.port", str(args.port),
+               "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
+               "--client.toolbarMode", "viewer"]
+    os.execv(sys.executable, command)  # streamlit owns the process from here (signals, exit code)
 
 
 def _compare_parser(sub: argparse._SubParsersAction) -> None:
@@ -287,7 +331,7 @@ def _compare_parser(sub: argparse._SubParsersAction) -> None:
 def _run_compare(args: argparse.Namespace) -> int:
     import time
 
-    from exporter.compare import FORMATTERS, History, SourceError, embedded_rows, parse_duration, prometheus_rows
+    from infersight.compare import FORMATTERS, History, SourceError, embedded_rows, parse_duration, prometheus_rows
 
     window = args.window or ("5m" if args.prometheus else "30s")
     try:
@@ -331,7 +375,7 @@ def _demo_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from exporter.demo import run
+    from infersight.tools.demo import run
     return run(args.base_port, args.prometheus, args.duration, args.ui)
 
 
@@ -349,7 +393,7 @@ def _validate_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_validate(args: argparse.Namespace) -> int:
-    from exporter.validate import ENGINES, run
+    from infersight.tools.validate import ENGINES, run
     engines = [tuple(e.split(":", 1)) for e in args.engines] if args.engines else list(ENGINES)
     return run(engines, args.requests, args.concurrency)  # type: ignore[arg-type]
 
@@ -370,7 +414,7 @@ def _bench_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_bench(args: argparse.Namespace) -> int:
-    from exporter.bench import run
+    from infersight.tools.bench import run
 
     sizes = [int(x) for x in args.pairs.split(",") if x.strip()]
     return run(args.captures, sizes, args.repeat, args.json, args.many_targets)
@@ -387,6 +431,7 @@ def main(argv: list[str] | None = None) -> int:
     _bench_parser(sub)
     _simulate_parser(sub)
     _compare_parser(sub)
+    _ui_parser(sub)
     _demo_parser(sub)
     _validate_parser(sub)
     args = parser.parse_args(argv)

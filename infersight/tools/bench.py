@@ -29,12 +29,12 @@ import httpx
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.adapters import ADAPTERS, detect_engine
-from exporter.normalize import compile_plan
-from exporter.parse import Layout, SeriesCache
-from exporter.program import parse_and_normalize
-from exporter.render import RenderCache, TargetReport, render_text
-from exporter.server import RELEASE_MEMORY_AFTER_SECONDS
+from infersight.exporter.adapters import ADAPTERS, detect_engine
+from infersight.exporter.normalize import compile_plan
+from infersight.exporter.parse import Layout, SeriesCache
+from infersight.exporter.program import parse_and_normalize
+from infersight.exporter.render import RenderCache, TargetReport, render_text
+from infersight.exporter.server import RELEASE_MEMORY_AFTER_SECONDS
 
 # vLLM 0.33 bucket lists (shared/reference/engine-metrics.md, "Bucket defaults in 0.33.0").
 _TTFT = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5, 7.5, 10, 20, 40, 80, 160,
@@ -168,7 +168,7 @@ class _Process:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "exporter.cli", "exporter", "--listen", f"127.0.0.1:{self.port}",
+            [sys.executable, "-m", "infersight.cli", "exporter", "--listen", f"127.0.0.1:{self.port}",
              "--log-level", "error", "--scrape-timeout", str(timeout), *(f for t in targets for f in ("--target", t))],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         _set_affinity(self.process.pid, _ALL_CORES[-1:])
@@ -209,7 +209,7 @@ class _Engine:
         self._file.close()
         port = free_port()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "exporter.cli", "replay", self._file.name, "--listen", f"127.0.0.1:{port}"],
+            [sys.executable, "-m", "infersight.cli", "replay", self._file.name, "--listen", f"127.0.0.1:{port}"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         _set_affinity(self.process.pid, _ALL_CORES)
         self.url = f"http://127.0.0.1:{port}/metrics"

@@ -3,7 +3,7 @@ AIPerf measures from the client side, for the same requests.
 
 For each engine format: a simulated engine with no synthetic load (only AIPerf's requests reach
 it), a sidecar exporter, and AIPerf streaming chat completions at a fixed concurrency. The
-exporter is scraped every half second while AIPerf runs; ``exporter.compare.embedded_rows`` over
+exporter is scraped every half second while AIPerf runs; ``infersight.compare.embedded_rows`` over
 the scrapes that bracket AIPerf's own start and end times gives the engine-side row.
 
 What is compared and why it can agree here: TTFT p50/p99 (engine: arrival to first token, through
@@ -31,12 +31,13 @@ from pathlib import Path
 
 import httpx
 
-from exporter.bench import free_port
-from exporter.compare import History, embedded_rows
-from exporter.demo import wait_ready
+from infersight.tools.bench import free_port
+from infersight.compare import History, embedded_rows
+from infersight.tools.demo import wait_ready
 
-ROOT = Path(__file__).resolve().parent.parent
-AIPERF_VENV = ROOT / ".venv-aiperf"
+# AIPerf lives in its own environment (scripts/setup.sh builds .venv-aiperf in the checkout); an
+# installed infersight is told where with INFERSIGHT_AIPERF_VENV, or finds `aiperf` on PATH.
+AIPERF_VENV = Path(os.environ.get("INFERSIGHT_AIPERF_VENV", ".venv-aiperf")).resolve()
 TOLERANCE = 0.10
 
 # (infersight compare column, AIPerf JSON metric, statistic, scale to seconds or tokens/s)
@@ -60,7 +61,8 @@ def aiperf_binary() -> Path:
     on_path = shutil.which("aiperf")
     if on_path:
         return Path(on_path)
-    raise ValidationError("AIPerf is not installed: run scripts/setup-aiperf.sh (it builds .venv-aiperf)")
+    raise ValidationError("AIPerf is not installed: run scripts/setup.sh in the checkout (it builds .venv-aiperf), "
+                          "or set INFERSIGHT_AIPERF_VENV to an environment with aiperf")
 
 
 def tokenizer_dir() -> Path:
@@ -101,13 +103,13 @@ def _aiperf_time(text: str) -> float:
 def validate_engine(engine: str, version: str, requests: int = 120, concurrency: int = 4, workdir: Path | None = None
                     ) -> Comparison:
     workdir = workdir or Path(tempfile.mkdtemp(prefix="infersight-validate-"))
-    cli = [sys.executable, "-m", "exporter.cli"]
+    cli = [sys.executable, "-m", "infersight"]
     engine_port, exporter_port = free_port(), free_port()
     processes: list[subprocess.Popen[bytes]] = []
 
     def spawn(args: list[str], name: str) -> None:
         with open(workdir / f"{name}.log", "wb") as log:
-            processes.append(subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT))
+            processes.append(subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=workdir))
 
     try:
         spawn([*cli, "simulate", "--engine", engine, "--version", version, "--profile", "aiperf", "--no-load",

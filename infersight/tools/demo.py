@@ -26,9 +26,9 @@ from pathlib import Path
 import httpx
 import yaml
 
-from exporter.compare import History, embedded_rows, to_table
+from infersight import alerts
+from infersight.compare import History, embedded_rows, to_table
 
-ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 A100_DOLLARS_PER_HOUR = 3.25  # the seed's figure: 2 x $3.25 x 730 h = $4,745 a month
 NIM_LICENCE_MONTHLY_DOLLARS = 4500.0
@@ -72,10 +72,11 @@ def exporter_config(e: DemoEngine) -> dict[str, object]:
     return {"listen": f"{HOST}:{e.exporter_port}", "targets": [target]}
 
 
-def prometheus_config(engines: list[DemoEngine], alertmanager_port: int | None) -> dict[str, object]:
+def prometheus_config(engines: list[DemoEngine], alertmanager_port: int | None,
+                      rule_files: list[str]) -> dict[str, object]:
     config: dict[str, object] = {
         "global": {"scrape_interval": "5s", "evaluation_interval": "5s"},
-        "rule_files": [str(ROOT / "alerts/generated/slo-rules.yml"), str(ROOT / "alerts/rules/llm-alerts.yml")],
+        "rule_files": rule_files,
         "scrape_configs": [{"job_name": "infersight", "static_configs": [
             {"targets": [f"{HOST}:{e.exporter_port}" for e in engines]}]}],
     }
@@ -161,7 +162,7 @@ class Demo:
 
     def _spawn(self, args: list[str], log_name: str) -> subprocess.Popen[bytes]:
         with open(self.workdir / f"{log_name}.log", "wb") as log:  # the child keeps its own descriptor
-            process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+            process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
         self.processes.append(process)
         return process
 
@@ -170,7 +171,7 @@ class Demo:
         if taken:
             raise RuntimeError(f"ports already in use: {', '.join(taken)}. Stop what holds them (another "
                                f"demo?) or pick other ports with --base-port.")
-        cli = [sys.executable, "-m", "exporter.cli"]
+        cli = [sys.executable, "-m", "infersight"]
         for e in self.engines:
             self._spawn([*cli, "simulate", "--engine", e.engine, "--version", e.version, "--profile", e.profile,
                          "--host", HOST, "--port", str(e.port)], f"simulate-{e.name}")
@@ -196,9 +197,8 @@ class Demo:
             env["INFERSIGHT_UI_ALERTMANAGER_URL"] = f"http://{HOST}:{self.alertmanager_port}"
         with open(self.workdir / "ui.log", "wb") as log:
             self.processes.append(subprocess.Popen(
-                [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"), "--server.headless",
-                 "true", "--server.address", HOST, "--server.port", str(self.ui_port), "--server.fileWatcherType",
-                 "none"], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ, **env}))
+                [sys.executable, "-m", "infersight", "ui", "--address", HOST, "--port", str(self.ui_port)],
+                stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir, env={**os.environ, **env}))
         if not wait_ready(f"http://{HOST}:{self.ui_port}/_stcore/health", timeout=60):
             raise RuntimeError(f"the web UI did not start; logs in {self.workdir}")
 
@@ -206,7 +206,7 @@ class Demo:
         PageRecorder.received = []
         self.webhook = ThreadingHTTPServer((HOST, self.webhook_port), PageRecorder)
         threading.Thread(target=self.webhook.serve_forever, daemon=True).start()
-        am_config = yaml.safe_load((ROOT / "alerts/alertmanager.yml").read_text())
+        am_config = yaml.safe_load(alerts.packaged(alerts.ALERTMANAGER_CONFIG).read_text(encoding="utf-8"))
         for receiver in am_config.get("receivers", []):
             for hook in receiver.get("webhook_configs", []):
                 path = hook["url"].split("/", 3)[-1]
@@ -215,8 +215,14 @@ class Demo:
         self._spawn(["prometheus-alertmanager", f"--config.file={self.workdir / 'alertmanager.yml'}",
                      f"--storage.path={self.workdir / 'am'}", f"--web.listen-address={HOST}:{self.alertmanager_port}",
                      "--cluster.listen-address=", "--log.level=warn"], "alertmanager")
+        rule_files = []
+        for name in (alerts.GENERATED_RULES, alerts.ALERT_RULES):  # copied out of the package: Prometheus reads files
+            copy = self.workdir / "rules" / Path(name).name
+            copy.parent.mkdir(exist_ok=True)
+            copy.write_text(alerts.packaged(name).read_text(encoding="utf-8"), encoding="utf-8")
+            rule_files.append(str(copy))
         (self.workdir / "prometheus.yml").write_text(
-            yaml.safe_dump(prometheus_config(self.engines, self.alertmanager_port), sort_keys=False))
+            yaml.safe_dump(prometheus_config(self.engines, self.alertmanager_port, rule_files), sort_keys=False))
         self._spawn(["prometheus", f"--config.file={self.workdir / 'prometheus.yml'}",
                      f"--storage.tsdb.path={self.workdir / 'prometheus'}",
                      f"--web.listen-address={HOST}:{self.prometheus_port}", "--log.level=warn"], "prometheus")

@@ -22,8 +22,8 @@ from grafana_foundation_sdk.models.dashboard import (
     VariableSort,
 )
 
-from exporter.schema import M, UnifiedMetric
-from exporter.slo_rules import BUDGET_REMAINING_RECORD, OBJECTIVE_RECORD, burn_rate_record, error_ratio_record
+from infersight.exporter.schema import M, UnifiedMetric
+from infersight.alerts.slo_rules import BUDGET_REMAINING_RECORD, OBJECTIVE_RECORD, burn_rate_record, error_ratio_record
 
 DATASOURCE = DataSourceRef(type_val="prometheus", uid="${datasource}")
 TAG = "infersight"

@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import re
+from importlib.abc import Traversable
 from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from exporter.schema import BY_NAME, Kind, Label
+from infersight.exporter.schema import BY_NAME, Kind, Label
 
 _DURATION = re.compile(r"(\d+)([smhdw])")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -104,7 +105,12 @@ class SpecError(Exception):
         self.problems = problems
 
 
-def load_spec(path: Path) -> SloSpec:
+def load_spec(path: Path | Traversable | None = None) -> SloSpec:
+    """The spec at ``path``; by default the one shipped with infersight (alerts/slos.yaml)."""
+    if path is None:
+        from infersight.alerts import SPEC, packaged
+
+        path = packaged(SPEC)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:

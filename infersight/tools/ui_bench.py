@@ -1,6 +1,6 @@
 """How long each page takes to render with 10 engines and 6 h of history at a 15 s step.
 
-    python -m dashboard.bench
+    python -m infersight.tools.ui_bench
 
 The history is built from simulated engines in virtual time (10 targets, 1,440 scrapes each),
 put in the UI's embedded history, and every page is rendered with Streamlit's AppTest; the
@@ -13,25 +13,38 @@ from __future__ import annotations
 import os
 import statistics
 import time
+from importlib import resources
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from dashboard import data
-from exporter.compare import parse_snapshot
+from infersight.dashboard import data
+from infersight.compare import parse_snapshot
+from infersight.exporter.fetch import Payload
+from infersight.exporter.render import render_text
+from infersight.exporter.schema import Engine
+from infersight.exporter.scraper import TargetScraper
+from infersight.exporter.settings import load_settings
 
-APP = str(Path(__file__).resolve().parent / "app.py")
+APP = str(Path(str(resources.files("infersight.dashboard").joinpath("app.py"))))
 ENGINES = 10
 HOURS = 6
 STEP = 15.0
 
 
+def normalized_exposition(text: str, engine: Engine, *, name: str) -> str:
+    """What an exporter with one target serving ``text`` answers."""
+    settings = load_settings({"targets": [{"name": name, "url": "http://engine:8000/metrics"}],
+                              "engine": engine.value})
+    scraper = TargetScraper(settings.resolved(settings.targets[0]), settings.max_body_bytes)
+    normalized = scraper.ingest(Payload(text, openmetrics=False))
+    return render_text([scraper.report(normalized, None, 0.0)], "bench")
+
+
 def build_history(urls: tuple[str, ...]) -> int:
-    from exporter.schema import Engine
-    from simulator.engine import SimulatedEngine
-    from simulator.model import run_for
-    from simulator.profiles import PROFILES
-    from tests.test_golden import normalized_exposition
+    from infersight.simulator.engine import SimulatedEngine
+    from infersight.simulator.model import run_for
+    from infersight.simulator.profiles import PROFILES
 
     kinds = [("vllm", "0.33", Engine.VLLM), ("triton", "vllm", Engine.TRITON), ("nim", "1.x", Engine.NIM)]
     sims = [(SimulatedEngine(*kinds[i % 3][:2], PROFILES["small"], seed=i), kinds[i % 3][2], f"engine-{i}")

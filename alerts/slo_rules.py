@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import yaml
 
-from exporter.adapters import ADAPTERS
-from exporter.schema import BY_NAME, Engine, M, Outcome, UnifiedMetric
-from exporter.slo_spec import Slo, SloSpec, duration_seconds
+from infersight.exporter.adapters import ADAPTERS
+from infersight.exporter.schema import BY_NAME, Engine, M, Outcome, UnifiedMetric
+from infersight.alerts.slo_spec import Slo, SloSpec, duration_seconds
 
 RUNBOOK_URL = "https://github.com/infersight/infersight/blob/main/alerts/runbook.md"
 WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")

@@ -1,0 +1,7 @@
+"""``python -m infersight``: the same as the ``infersight`` command."""
+
+import sys
+
+from infersight.cli import main
+
+sys.exit(main())

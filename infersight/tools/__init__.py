@@ -1,0 +1,1 @@
+"""Demo, validation and benchmark tools: they import the product, never the other way round."""
