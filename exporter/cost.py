@@ -19,7 +19,7 @@ class GpuPrice:
 
 
 def _load_prices() -> dict[str, GpuPrice]:
-    raw = yaml.safe_load(resources.files("exporter").joinpath("gpu_prices.yaml").read_text(encoding="utf-8"))
+    raw = yaml.safe_load(resources.files("infersight.exporter").joinpath("gpu_prices.yaml").read_text(encoding="utf-8"))
     return {name: GpuPrice(float(row["dollars_per_hour"]), row["vendor"], str(row["as_of"]), row["source"])
             for name, row in raw.items()}
 

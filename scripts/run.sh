@@ -5,5 +5,6 @@
 # Alertmanager, and the web UI. Ctrl-C stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+# AIPerf (1.3 GB) is for the tests and `infersight validate`, not the demo: skip it here.
+INFERSIGHT_SKIP_AIPERF=${INFERSIGHT_SKIP_AIPERF:-1} bash scripts/setup.sh
 exec .venv/bin/infersight demo "$@"

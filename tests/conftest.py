@@ -1,8 +1,10 @@
-"""Shared test plumbing: where the fixtures live, golden-file updating, process cleanup."""
+"""Shared test plumbing: where the fixtures live, golden-file updating, test tiers."""
 
 from __future__ import annotations
 
+import importlib.abc
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,22 @@ SHARED = Path(os.environ.get("INFERSIGHT_SHARED", REPO.parent / "shared")).resol
 CAPTURES = SHARED / "fixtures" / "engines"
 OWN_FIXTURES = REPO / "tests" / "fixtures" / "engines"
 GOLDEN = REPO / "tests" / "golden"
+
+
+class _FoldersAreNotPackages(importlib.abc.MetaPathFinder):
+    """From a checkout, the repository root is on sys.path and `exporter/` would import as a
+    top-level `exporter`; an installed infersight has only `infersight.exporter`. Refuse the former
+    so a test fails where a user's install would."""
+
+    FOLDERS = frozenset({"exporter", "dashboard", "simulator", "alerts", "grafana"})
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname.split(".")[0] in self.FOLDERS:
+            raise ModuleNotFoundError(f"No module named {fullname!r} (it is infersight.{fullname})")
+        return None
+
+
+sys.meta_path.insert(0, _FoldersAreNotPackages())
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -30,3 +48,38 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         raise pytest.UsageError(
             f"the shared engine captures are missing at {CAPTURES}; clone the project with ../shared beside it "
             "or set INFERSIGHT_SHARED")
+
+
+# Test tiers (README, "Tests"): every test is exactly one of
+#   unit         pure functions: no processes, no sockets
+#   integration  local servers and infersight subprocesses, promtool, Helm through its library
+#   e2e          real Prometheus/Alertmanager, Chromium, AIPerf, package builds, long runs
+# `bash scripts/test.sh --fast` runs unit + integration; CI runs all three. A test module's tier is
+# its own `pytestmark` or a test's own mark where it has one, else this table's.
+TIERS = {"unit", "integration", "e2e"}
+MODULE_TIERS = {
+    "test_adapter_buckets": "unit", "test_architecture": "unit", "test_fuzz": "unit", "test_golden": "unit",
+    "test_memory": "unit", "test_normalize": "unit", "test_parse": "unit", "test_program": "unit",
+    "test_render": "unit", "test_schema": "unit", "test_simulator": "unit",
+    "test_alerts": "integration", "test_config": "integration", "test_dashboard": "integration",
+    "test_faults": "integration", "test_gpu_and_cost": "integration", "test_helm": "integration",
+    "test_http_serve": "integration", "test_simulator_api": "integration", "test_web_security": "integration",
+    "test_bench": "e2e", "test_compare": "unit", "test_http1": "integration",
+    "test_grafana": "unit", "test_demo": "e2e", "test_aiperf": "e2e", "test_dashboard_browser": "e2e",
+    "test_e2e_alerting": "e2e", "test_e2e_prometheus": "e2e", "test_package": "e2e",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    untiered = []
+    for item in items:
+        if any(item.get_closest_marker(tier) for tier in TIERS):
+            continue
+        tier = MODULE_TIERS.get(item.module.__name__.rsplit(".", 1)[-1]) if item.module else None
+        if tier is None:
+            untiered.append(item.nodeid)
+        else:
+            item.add_marker(tier)
+    if untiered:
+        raise pytest.UsageError("tests without a tier (unit, integration or e2e; see tests/conftest.py): "
+                                + ", ".join(untiered[:10]))
