@@ -14,10 +14,11 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 
-from infersight.alerts.slo_rules import generate
+from infersight.alerts.slo_rules import burn_rate_record, generate
 from infersight.alerts.slo_spec import load_spec
 from tests.conftest import REPO
 from tests.live_engine import MODEL, LiveEngine
@@ -65,6 +66,24 @@ class Webhook:
         self._server.server_close()
 
 
+def wait_for_query(port: int, query: str, *, at_least: float, timeout: float) -> float:
+    """Poll Prometheus until ``query`` returns one value >= ``at_least``; that value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = httpx.get(f"http://127.0.0.1:{port}/api/v1/query", params={"query": query}, timeout=5).json()
+        values = [float(r["value"][1]) for r in result["data"]["result"]]
+        if len(values) == 1 and values[0] >= at_least:
+            return values[0]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{query} never reached {at_least} in {timeout} s; last {values}")
+        time.sleep(0.5)
+
+
+def firing_alerts(port: int) -> list[dict]:
+    alerts = httpx.get(f"http://127.0.0.1:{port}/api/v1/alerts", timeout=5).json()["data"]["alerts"]
+    return [a for a in alerts if a["state"] == "firing"]
+
+
 def alertmanager_config(webhook_port: int) -> str:
     """The committed config with its webhooks pointed at the test and its timers shortened."""
     config = yaml.safe_load((REPO / "alerts" / "alertmanager.yml").read_text())
@@ -110,7 +129,12 @@ scrape_configs:
         with running(exporter_cmd, f"http://127.0.0.1:{exporter_port}/-/ready", log=tmp_path / "exporter.log"), \
              running(am_cmd, f"http://127.0.0.1:{am_port}/-/ready", log=tmp_path / "am.log"), \
              running(prometheus_cmd, f"http://127.0.0.1:{prometheus_port}/-/ready", log=tmp_path / "prom.log"):
-            time.sleep(20)  # first scrape after ~5.5 s, then normal traffic: TTFT 0.12 s
+            # Normal traffic (TTFT 0.12 s) until the fast-burn page's short window has been evaluated on
+            # data 15 times: at --time-scale 60 its `for` is 2 s, so a false page would have fired by then.
+            evaluations = wait_for_query(prometheus_port, f'count_over_time({burn_rate_record("5m")}{{slo="ttft"}}[1m])',
+                                         at_least=15, timeout=90)
+            assert [a["labels"]["alertname"] for a in firing_alerts(prometheus_port)
+                    if a["labels"].get("severity") == "page"] == []
             # No page. (A LLMSLOMissingData ticket may come from the seconds before the first scrape:
             # at --time-scale 60 its `for` is 5 s, shorter than Prometheus' start.)
             assert [path for path, _ in webhook.received if path == "/pager"] == []
@@ -125,7 +149,8 @@ scrape_configs:
     finally:
         engine.close()
         webhook.close()
-    print(f"page {paged_after:.1f} s after the regression; resolved notification received")
+    print(f"{evaluations:.0f} evaluations without a page; page {paged_after:.1f} s after the regression; "
+          "resolved notification received")
     fast_burn = [a for a in page["alerts"] if a["labels"]["long_window"] == "1h"]
     assert [a["labels"] for a in fast_burn] == [{
         "alertname": "LLMErrorBudgetBurn", "slo": "ttft", "severity": "page", "long_window": "1h",

@@ -10,10 +10,11 @@ import os
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from prometheus_client.parser import text_string_to_metric_families
 
 from infersight.exporter.fetch import Payload, ScrapeError
 from infersight.exporter.render import render_text
-from infersight.exporter.schema import Engine, ScrapeErrorReason
+from infersight.exporter.schema import CATALOGUE, Engine, Kind, M, ScrapeErrorReason
 from infersight.exporter.scraper import TargetScraper
 from infersight.exporter.settings import load_settings
 from tests.conftest import CAPTURES, OWN_FIXTURES
@@ -58,6 +59,9 @@ def mutated_payload(draw) -> str:
     return text
 
 
+CATALOGUE_FAMILIES = {m.name.removesuffix("_total") if m.kind is Kind.COUNTER else m.name for m in CATALOGUE}
+
+
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.one_of(mutated_payload(), st.text(max_size=400)), st.sampled_from(list(Engine)))
 def test_no_payload_crashes_the_exporter(text: str, engine: Engine) -> None:
@@ -68,4 +72,8 @@ def test_no_payload_crashes_the_exporter(text: str, engine: Engine) -> None:
         assert exc.reason is ScrapeErrorReason.PARSE
         normalized, failure = None, exc
     rendered = render_text([scraper.report(normalized, failure, 0.0)], "fuzz")
-    assert rendered.startswith("# HELP llm_") and rendered.endswith("\n")
+    # The answer is a valid exposition of catalogue families only, and says whether the target was read.
+    families = list(text_string_to_metric_families(rendered))
+    assert {f.name for f in families} <= CATALOGUE_FAMILIES
+    up = [s.value for f in families for s in f.samples if s.name == M.EXPORTER_TARGET_UP.name]
+    assert up == [0.0 if failure else 1.0]

@@ -7,7 +7,6 @@ import math
 import pytest
 
 from infersight.exporter.adapters import ADAPTERS, DCGM
-from infersight.exporter.adapters.base import Row
 from infersight.exporter.normalize import Histogram, compile_plan, normalize
 from infersight.exporter.parse import ParseError, parse
 from infersight.exporter.schema import Engine, M
@@ -236,6 +235,5 @@ def test_gpu_rows_can_be_left_to_another_source() -> None:
 def test_every_row_reads_a_family_of_the_right_kind() -> None:
     for adapter in [*ADAPTERS.values(), DCGM]:
         for row in adapter.rows:
-            assert isinstance(row, Row)
             assert row.outcome is None or row.outcomes is None
             assert (row.count_source is None) or row.metric.kind.value == "histogram"
