@@ -41,7 +41,7 @@ class LiveEngine:
         self._requests_per_tick, self._tick = requests_per_tick, tick_seconds
         self._stop = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._threads = [threading.Thread(target=self._server.serve_forever, daemon=True),
+        self._threads = [threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True),
                          threading.Thread(target=self._traffic, daemon=True)]
         for thread in self._threads:
             thread.start()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
+import time
 
 import pytest
 
@@ -40,9 +40,7 @@ def test_compare_page_renders_all_three_engines_in_chromium(tmp_path) -> None:
             exporters.append(f"http://127.0.0.1:{exp_port}/metrics")
         env = {"INFERSIGHT_UI_EXPORTERS": ",".join(exporters), "INFERSIGHT_UI_REFRESH_SECONDS": "2",
                "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
-        stack.enter_context(running([sys.executable, "-m", "streamlit", "run", str(REPO / "dashboard" / "app.py"),
-                                     "--server.headless", "true", "--server.address", "127.0.0.1",
-                                     "--server.port", str(ui_port), "--server.fileWatcherType", "none"],
+        stack.enter_context(running([*cli, "ui", "--port", str(ui_port)],
                                     f"http://127.0.0.1:{ui_port}/_stcore/health", log=tmp_path / "streamlit.log",
                                     env=env))
         with sync_playwright() as p:
@@ -59,12 +57,15 @@ def test_compare_page_renders_all_three_engines_in_chromium(tmp_path) -> None:
                     except Exception:  # noqa: BLE001 (playwright's TimeoutError)
                         page.reload(wait_until="domcontentloaded")
                 chart.wait_for(timeout=30000)
-                page.wait_for_timeout(1500)
-                labels = chart.inner_text()
+                # plotly draws the legend after the chart element appears: poll for the three engines.
+                deadline = time.monotonic() + 30
+                while not {"vllm", "triton", "nim"} <= set(labels := chart.inner_text().split()):
+                    assert time.monotonic() < deadline, f"legend never showed the three engines: {labels}"
+                    page.wait_for_timeout(200)
                 os.makedirs(REPO / "artifacts", exist_ok=True)
                 page.screenshot(path=str(REPO / "artifacts" / "dashboard-compare.png"))
                 assert page.locator('[data-testid="stException"]').count() == 0
                 assert page.get_by_text("Compare engines").count() == 1
             finally:
                 browser.close()
-    assert {"vllm", "triton", "nim"} <= set(labels.split())
+    assert {"vllm", "triton", "nim"} <= set(labels)
