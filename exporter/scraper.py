@@ -98,10 +98,23 @@ class TargetScraper:
         return expected
 
     async def scrape(self, client: FetchClient, timeout: float) -> TargetReport:
-        """Join a scrape of this target that is already running, else start one."""
+        """Join a scrape of this target that is already running, else start one.
+
+        Either way the answer comes within this caller's ``timeout``: a scrape that was started
+        with a longer one (a curl without X-Prometheus-Scrape-Timeout-Seconds) is waited for only
+        that long, then this target counts as timed out for this caller, while the shared scrape
+        carries on for the callers still waiting on it."""
         if self._inflight is None or self._inflight.done():
             self._inflight = asyncio.ensure_future(self._scrape(client, timeout))
-        return await asyncio.shield(self._inflight)
+            return await asyncio.shield(self._inflight)  # bounded by this same timeout
+        try:
+            # wait_for cancels only the shield, never the shared scrape.
+            return await asyncio.wait_for(asyncio.shield(self._inflight), timeout)
+        except TimeoutError:
+            gpu_up = False if self.target.gpu.source in (GpuSource.DCGM, GpuSource.NVML) else None
+            failure = ScrapeError(ScrapeErrorReason.TIMEOUT,
+                                  f"no complete answer within {timeout:.3g}s (a scrape already in flight)")
+            return self.report(None, failure, timeout, gpu_up, None)
 
     async def _scrape(self, client: FetchClient, timeout: float) -> TargetReport:
         started = time.monotonic()
@@ -113,7 +126,7 @@ class TargetScraper:
             async with self._turn:
                 normalized = self.ingest(payload)
         except ScrapeError as exc:
-            failure = exc
+            failure = exc.with_traceback(None)  # its frames would keep a refused body alive
         except Exception as exc:  # a bug must cost one target one scrape, never the exporter
             log.exception("unexpected error engine=%s target=%s", self.engine_label, self.target.name)
             failure = ScrapeError(ScrapeErrorReason.PARSE, f"internal error: {type(exc).__name__}")

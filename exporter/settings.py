@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextvars
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import yaml
 from pydantic import (
@@ -20,8 +20,10 @@ from pydantic import (
     NonNegativeFloat,
     PositiveFloat,
     PositiveInt,
+    PrivateAttr,
     SecretStr,
     ValidationError,
+    ValidatorFunctionWrapHandler,
     field_validator,
     model_validator,
 )
@@ -101,31 +103,69 @@ class CostConfig(_Strict):
 
 
 class TargetConfig(_Strict):
-    url: HttpUrl
+    url: HttpUrl  # never holds user:password@ (it becomes auth, see _userinfo_to_auth)
     name: str | None = None  # the target label; default host:port
     engine: EngineChoice | None = None  # default: the top-level engine
     model: str | None = None  # model label for engines whose metrics name none (TGI)
     auth: Auth | None = None  # default: the top-level auth
     gpu: GpuConfig | None = None  # default: the top-level gpu
     cost: CostConfig | None = None  # default: the top-level cost
+    _auth_from_url: bool = PrivateAttr(default=False)  # auth is the URL's user:password
 
-    @model_validator(mode="before")
+    @model_validator(mode="wrap")
     @classmethod
-    def _from_string(cls, value: Any) -> Any:
-        """Accept ``URL`` or ``NAME=URL``, as on the command line."""
+    def _userinfo_to_auth(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> TargetConfig:
+        """Accept ``URL`` or ``NAME=URL``, as on the command line. A URL's ``user:password@``
+        becomes this target's basic auth and is removed from the URL, so that it reaches neither
+        the target label, nor --check-config, logs, errors, nor the Host header."""
         if isinstance(value, str):
             name, sep, url = value.partition("=")
-            if sep and "://" not in name:
-                return {"name": name, "url": url}
-            return {"url": value}
-        return value
+            value = {"name": name, "url": url} if sep and "://" not in name else {"url": value}
+        from_url = False
+        if isinstance(value, dict) and value.get("url") is not None:
+            url, credentials = split_userinfo(str(value["url"]))
+            if url != str(value["url"]):
+                value = {**value, "url": url}
+            if credentials is not None:
+                if value.get("auth") is not None:
+                    raise ValueError("the URL holds user:password and auth is given too: give one "
+                                     "(the URL's user:password is this target's basic auth)")
+                username, password = credentials
+                value["auth"] = {"basic_auth": {"username": username, "password": password}}
+                from_url = True
+        target = handler(value)
+        if from_url:
+            target._auth_from_url = True
+        return target
 
     @property
     def label(self) -> str:
         if self.name:
             return self.name
-        parts = urlsplit(str(self.url))
-        return parts.netloc
+        return urlsplit(str(self.url)).netloc.rpartition("@")[2]  # host:port (never user:password@)
+
+
+def split_userinfo(url: str) -> tuple[str, tuple[str, str] | None]:
+    """``url`` without ``user:password@``, and the (percent-decoded) user and password if any."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, None
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    stripped = urlunsplit(parts._replace(netloc=hostport))
+    if not userinfo:
+        return stripped, None
+    username, _, password = userinfo.partition(":")
+    return stripped, (unquote(username), unquote(password))
+
+
+def redact_url(url: str) -> str:
+    """``url`` as it may be shown (check-config, logs, errors): without ``user:password@``, the
+    values of its query parameters replaced by ``***`` (a token may travel there), no fragment."""
+    parts = urlsplit(url)
+    query = "&".join(f"{name}=***" if sep else "***"
+                      for name, sep, _ in (item.partition("=") for item in parts.query.split("&")))
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2], query=query if parts.query else "",
+                                     fragment=""))
 
 
 def _listen_address(value: str) -> str:
@@ -169,6 +209,16 @@ class Settings(BaseSettings):
             except WebConfigError as exc:
                 raise ValueError(str(exc)) from None
         return path
+
+    @model_validator(mode="after")
+    def _one_source_of_credentials(self) -> Settings:
+        if self.auth.configured:
+            for target in self.targets:
+                if target._auth_from_url:
+                    raise ValueError(f"target {target.label}: the URL holds user:password and auth is configured "
+                                     "too (top-level auth): give one (the URL's user:password is this target's "
+                                     "basic auth)")
+        return self
 
     @model_validator(mode="after")
     def _unique_names(self) -> Settings:
@@ -257,7 +307,7 @@ def load_settings(flags: dict[str, Any], config_file: Path | None = None) -> Set
 
 
 def _describe(error: Any, config_file: Path | None) -> str:
-    location = ".".join(str(part) for part in error["loc"] if part not in ("function-after[_from_string()]",))
+    location = ".".join(str(part) for part in error["loc"])
     message = error["msg"].removeprefix("Value error, ")
     prefix = f"{config_file}: " if config_file else ""
     return f"{prefix}{location or '(top level)'}: {message}"

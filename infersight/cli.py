@@ -89,7 +89,7 @@ def _target_flag(value: str, model: str | None) -> dict[str, Any]:
 
 
 def _run_exporter(args: argparse.Namespace) -> int:
-    from infersight.exporter.settings import ConfigError, load_settings
+    from infersight.exporter.settings import ConfigError, load_settings, redact_url
 
     try:
         settings = load_settings(_flags(args), args.config)
@@ -106,7 +106,8 @@ def _run_exporter(args: argparse.Namespace) -> int:
                   f"basic_auth_users={len(web.basic_auth_users)}")
         for target in settings.targets:
             resolved = settings.resolved(target)
-            print(f"ok: target {resolved.name} engine={resolved.engine} url={resolved.url} "
+            # The URL as shown: its user:password became auth (settings), query values are hidden.
+            print(f"ok: target {resolved.name} engine={resolved.engine} url={redact_url(resolved.url)} "
                   f"gpu={resolved.gpu.source.value} auth={'yes' if resolved.auth.configured else 'no'}")
         return 0
     _configure_logging(settings.log_level)

@@ -139,6 +139,39 @@ def test_secrets_never_appear_in_errors_output_or_logs(tmp_path: Path, caplog: p
     assert "target down engine=vllm target=denied reason=http_status detail='HTTP 401'" in caplog.text
 
 
+def test_a_urls_userinfo_is_the_targets_basic_auth_and_is_never_echoed() -> None:
+    result = check_config("--target", "http://alice:secret@vllm-0:8000/metrics")
+    assert (result.returncode, result.stderr, result.stdout) == (
+        0, "", "ok: target vllm-0:8000 engine=auto url=http://vllm-0:8000/metrics gpu=none auth=yes\n")
+    settings = load_settings({"targets": ["http://alice:p%40ss@vllm-0:8000/metrics"]})
+    [target] = settings.targets
+    basic = settings.resolved(target).auth.basic_auth
+    assert basic is not None and basic.password is not None
+    assert (str(target.url), target.label, basic.username, basic.password.get_secret_value()) == (
+        "http://vllm-0:8000/metrics", "vllm-0:8000", "alice", "p@ss")
+
+
+def test_a_urls_userinfo_beside_other_auth_is_refused(tmp_path: Path) -> None:
+    top = check_config("--target", "http://alice:secret@a:8000/metrics", "--bearer-token-file", "/run/token")
+    assert (top.returncode, top.stdout, top.stderr) == (
+        1, "", "error: (top level): target a:8000: the URL holds user:password and auth is configured too "
+               "(top-level auth): give one (the URL's user:password is this target's basic auth)\n")
+    config = tmp_path / "exporter.yaml"
+    config.write_text("targets:\n"
+                      "  - url: http://alice:secret@a:8000/metrics\n"
+                      "    auth: {bearer_token_file: /run/token}\n")
+    own = check_config("--config", str(config))
+    assert (own.returncode, own.stdout, own.stderr) == (
+        1, "", f"error: {config}: targets.0: the URL holds user:password and auth is given too: give one "
+               "(the URL's user:password is this target's basic auth)\n")
+
+
+def test_query_values_are_hidden_by_check_config() -> None:
+    result = check_config("--target", "q=http://a:8000/metrics?token=qs-secret-value&format")
+    assert (result.returncode, result.stderr, result.stdout) == (
+        0, "", "ok: target q engine=auto url=http://a:8000/metrics?token=***&*** gpu=none auth=no\n")
+
+
 def test_basic_auth_from_a_password_file(tmp_path: Path) -> None:
     password = tmp_path / "password"
     password.write_text("pa:ss\n")
