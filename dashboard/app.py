@@ -9,12 +9,17 @@ from pathlib import Path
 
 import streamlit as st
 
-from infersight.dashboard.settings import load_ui_settings
+from infersight.dashboard.app_pages.common import show_error
+from infersight.dashboard.settings import SettingsError, load_ui_settings
 
 PAGES = Path(__file__).resolve().parent / "app_pages"
 
 st.set_page_config(page_title="infersight", layout="wide")
-settings = load_ui_settings()
+try:
+    settings = load_ui_settings()
+except SettingsError as e:  # a page of its own: which setting and why, no traceback
+    show_error(str(e))
+    st.stop()
 st.session_state["settings"] = settings
 st.sidebar.caption(f"Source: {settings.source}")
 navigation = st.navigation([

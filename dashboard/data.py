@@ -1,19 +1,21 @@
-"""Data access for the UI: Prometheus (prometheus-api-client) and Alertmanager, or the exporters
-scraped directly into an in-memory history. Every figure comes from ``infersight.compare``, the
-functions ``infersight compare`` uses, so the UI and the CLI never disagree."""
+"""Data access for the UI: Prometheus and Alertmanager (through ``infersight.promapi``, one shared
+client), or the exporters scraped directly into an in-memory history. Every figure comes from
+``infersight.compare``, the functions ``infersight compare`` uses, so the UI and the CLI never
+disagree. Each Prometheus data call has one deadline (``query_timeout_seconds``) over all of its
+queries; a failure is a ``Result.error`` (or an ``APIError``) naming the URL and the reason."""
 
 from __future__ import annotations
 
 import math
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import httpx
 import streamlit as st
 
 from infersight.compare import History, Row, SourceError, Snapshot, embedded_rows, parse_duration, prometheus_rows, promql
+from infersight.dashboard.settings import UISettings
+from infersight.promapi import APIError, Reader
 from infersight.exporter.schema import Label, M, Outcome
 from infersight.alerts.slo_rules import BUDGET_REMAINING_RECORD, OBJECTIVE_RECORD, burn_rate_record, error_ratio_record
 from infersight.alerts.slo_spec import Slo, SloSpec
@@ -31,6 +33,42 @@ class Result:
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class Connection:
+    """How the UI reaches Prometheus and Alertmanager: the deadline per data call, TLS, credentials."""
+
+    timeout: float = 10.0
+    ca_file: str | None = None
+    insecure_skip_verify: bool = False
+    bearer_token_file: str | None = None
+    basic_auth_username: str | None = None
+    basic_auth_password_file: str | None = None
+
+    @classmethod
+    def of(cls, s: UISettings) -> Connection:
+        def path(p: object) -> str | None:
+            return str(p) if p else None
+        return cls(s.query_timeout_seconds, path(s.ca_file), s.insecure_skip_verify, path(s.bearer_token_file),
+                   s.basic_auth_username, path(s.basic_auth_password_file))
+
+    def reader(self) -> Reader:
+        return get_reader(self.ca_file, self.insecure_skip_verify, self.bearer_token_file, self.basic_auth_username,
+                          self.basic_auth_password_file)
+
+
+def _close(reader: Reader) -> None:
+    reader.close()
+
+
+@st.cache_resource(show_spinner=False, on_release=_close)
+def get_reader(ca_file: str | None, insecure_skip_verify: bool, bearer_token_file: str | None,
+               basic_auth_username: str | None, basic_auth_password_file: str | None) -> Reader:
+    """The one HTTP client of this UI process (connection pool, TLS context), shared by every
+    session and page; a new one only if the TLS or credential settings change."""
+    return Reader(ca_file=ca_file, insecure_skip_verify=insecure_skip_verify, bearer_token_file=bearer_token_file,
+                  basic_auth_username=basic_auth_username, basic_auth_password_file=basic_auth_password_file)
+
+
 @st.cache_resource(show_spinner=False)
 def get_history(urls: tuple[str, ...]) -> History:
     """One scrape history per set of exporters, shared by every session of this UI process."""
@@ -45,10 +83,12 @@ def refresh(history: History, every: float) -> dict[str, str]:
     return history.snapshots[-1].errors
 
 
-def comparison(prometheus_url: str | None, exporters: Sequence[str], window: str, refresh_seconds: float) -> Result:
+def comparison(prometheus_url: str | None, exporters: Sequence[str], window: str, refresh_seconds: float,
+               connection: Connection = Connection()) -> Result:
     if prometheus_url:
         try:
-            return Result(prometheus_rows(prometheus_url, window))
+            return Result(prometheus_rows(prometheus_url, window, timeout=connection.timeout,
+                                          reader=connection.reader()))
         except SourceError as e:
             return Result([], str(e))
     if not exporters:
@@ -89,47 +129,37 @@ def embedded_points(snapshots: Sequence[Snapshot], window_seconds: float, step_s
     return points
 
 
-def prometheus_points(url: str, window: str, range_seconds: float, step_seconds: float
-                      ) -> list[tuple[float, list[Row]]]:
-    """The same columns from Prometheus range queries (PromQL of ``infersight.compare.promql``)."""
-    from prometheus_api_client import PrometheusConnect
-
-    client = PrometheusConnect(url=url, disable_ssl=True)
+def prometheus_points(url: str, window: str, range_seconds: float, step_seconds: float,
+                      connection: Connection = Connection()) -> list[tuple[float, list[Row]]]:
+    """The same columns from Prometheus range queries (PromQL of ``infersight.compare.promql``),
+    all within one deadline. Raises ``APIError``."""
     end = time.time()
     queries = promql(window)
+    answers = connection.reader().query_range(url, {c: queries[c] for c in LIVE_COLUMNS}, start=end - range_seconds,
+                                              end=end, step=step_seconds, timeout=connection.timeout)
     by_time: dict[float, dict[tuple[str, ...], Row]] = {}
-    for column in LIVE_COLUMNS:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            result = client.custom_query_range(queries[column], start_time=_dt(end - range_seconds),
-                                               end_time=_dt(end), step=f"{int(step_seconds)}s")
-        for series in result:
-            labels = series["metric"]
-            for at, value in series["values"]:
+    for column in LIVE_COLUMNS:  # GPU utilization last: it goes on the rows the others made
+        for series in answers[column]:
+            labels = series.labels
+            for at, number in series.points:
                 keys = [(labels.get("engine", ""), labels.get("model", ""), labels.get("target", ""))]
                 if column == "gpu_utilization_ratio":  # a target's figure, on each of its rows
-                    keys = [k for k in by_time.get(float(at), {}) if k[0] == labels.get("engine")
+                    keys = [k for k in by_time.get(at, {}) if k[0] == labels.get("engine")
                             and k[2] == labels.get("target")]
                 for key in keys:
-                    row = by_time.setdefault(float(at), {}).setdefault(
+                    row = by_time.setdefault(at, {}).setdefault(
                         key, {"engine": key[0], "model": key[1], "target": key[2]})
-                    number = float(value)
-                    row[column] = None if math.isnan(number) else number
+                    row[column] = None if math.isnan(number) or math.isinf(number) else number
     return [(at, list(rows.values())) for at, rows in sorted(by_time.items())]
 
 
-def _dt(at: float):  # prometheus-api-client takes datetimes
-    from datetime import UTC, datetime
-    return datetime.fromtimestamp(at, tz=UTC)
-
-
 def timeseries(prometheus_url: str | None, exporters: Sequence[str], window: str, range_seconds: float,
-               step_seconds: float, refresh_seconds: float) -> Result:
+               step_seconds: float, refresh_seconds: float, connection: Connection = Connection()) -> Result:
     if prometheus_url:
         try:
-            return Result(prometheus_points(prometheus_url, window, range_seconds, step_seconds))
-        except Exception as e:  # noqa: BLE001 (prometheus-api-client raises its own and requests' errors)
-            return Result([], f"Prometheus at {prometheus_url} could not be queried: {e}")
+            return Result(prometheus_points(prometheus_url, window, range_seconds, step_seconds, connection))
+        except APIError as e:
+            return Result([], str(e))
     if not exporters:
         return Result([], "No data source: set INFERSIGHT_UI_PROMETHEUS_URL or INFERSIGHT_UI_EXPORTERS.")
     history = get_history(tuple(exporters))
@@ -141,15 +171,13 @@ def timeseries(prometheus_url: str | None, exporters: Sequence[str], window: str
     return Result(points, message)
 
 
-def firing_alerts(alertmanager_url: str | None) -> Result:
+def firing_alerts(alertmanager_url: str | None, connection: Connection = Connection()) -> Result:
     if not alertmanager_url:
         return Result(None, None)
     try:
-        response = httpx.get(f"{alertmanager_url.rstrip('/')}/api/v2/alerts", params={"active": "true"}, timeout=5)
-        response.raise_for_status()
-        return Result(response.json())
-    except (httpx.HTTPError, ValueError) as e:
-        return Result(None, f"Alertmanager at {alertmanager_url} could not be read: {e}")
+        return Result(connection.reader().alerts(alertmanager_url, timeout=connection.timeout))
+    except APIError as e:
+        return Result(None, str(e))
 
 
 # --- SLOs ------------------------------------------------------------------------------------------------
@@ -165,27 +193,29 @@ class SloFigure:
     budget_remaining: float | None
 
 
-def slo_figures_prometheus(url: str, spec: SloSpec, burn_window: str = "1h") -> list[SloFigure]:
-    from prometheus_api_client import PrometheusConnect
+def slo_figures_prometheus(url: str, spec: SloSpec, burn_window: str = "1h",
+                           connection: Connection = Connection()) -> list[SloFigure]:
+    """From the recording rules, all four queries within one deadline. Raises ``APIError``."""
+    records = {"errors": error_ratio_record("30d"), "burn": burn_rate_record(burn_window),
+               "budget": BUDGET_REMAINING_RECORD, "objective": OBJECTIVE_RECORD}
+    answers = connection.reader().query(url, records, timeout=connection.timeout)
 
-    client = PrometheusConnect(url=url, disable_ssl=True)
+    def by_key(name: str) -> dict[tuple[str, str, str], float]:
+        return {(r.labels.get("slo", ""), r.labels.get("engine", ""), r.labels.get("model", "")): r.value
+                for r in answers[name]}
 
-    def by_key(query: str) -> dict[tuple[str, str, str], float]:
-        return {(r["metric"].get("slo", ""), r["metric"].get("engine", ""), r["metric"].get("model", "")):
-                float(r["value"][1]) for r in client.custom_query(query)}
-
-    errors = by_key(error_ratio_record("30d"))
-    burn = by_key(burn_rate_record(burn_window))
-    budget = by_key(BUDGET_REMAINING_RECORD)
-    objective = {k[0]: v for k, v in by_key(OBJECTIVE_RECORD).items()}
+    errors = by_key("errors")
+    burn = by_key("burn")
+    budget = by_key("budget")
+    objective = {k[0]: v for k, v in by_key("objective").items()}
     out = []
     for key in sorted(set(errors) | set(burn) | set(budget)):
         slo = next((s for s in spec.slos if s.name == key[0]), None)
         if slo is None:
             continue
-        error = errors.get(key)
+        error = _finite(errors.get(key))
         out.append(SloFigure(key[0], key[1], key[2], objective.get(key[0], slo.objective),
-                             None if error is None or math.isnan(error) else 1 - error,
+                             None if error is None else 1 - error,
                              _finite(burn.get(key)), _finite(budget.get(key))))
     return out
 

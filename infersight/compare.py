@@ -26,9 +26,13 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from infersight.quantile import histogram_quantile
 from infersight.exporter.schema import Label, M, Outcome
+
+if TYPE_CHECKING:
+    from infersight.promapi import Reader
 
 COLUMNS = ("engine", "model", "target", "output_tokens_per_second", "input_tokens_per_second", "ttft_p50_seconds",
            "ttft_p99_seconds", "itl_p50_seconds", "itl_p99_seconds", "e2e_p99_seconds", "kv_cache_usage_ratio",
@@ -284,26 +288,27 @@ def promql(window: str) -> dict[str, str]:
     }
 
 
-def prometheus_rows(url: str, window: str = "5m", timeout: float = 10.0, at: float | None = None) -> list[Row]:
-    import httpx
+def prometheus_rows(url: str, window: str = "5m", timeout: float = 10.0, at: float | None = None,
+                    reader: Reader | None = None) -> list[Row]:
+    """The comparison from Prometheus: every query of ``promql`` at once, all within ``timeout``
+    seconds (one deadline for the whole table). ``reader``: a shared client (the UI's); by
+    default one is made and closed here."""
+    from infersight.promapi import APIError, Reader
 
+    own = reader is None
+    client = Reader() if reader is None else reader
+    try:
+        answers = client.query(url, promql(window), timeout=timeout, at=at)
+    except APIError as e:
+        raise SourceError(str(e)) from None
+    finally:
+        if own:
+            client.close()
     results: dict[str, dict[tuple[str, ...], float]] = {}
-    with httpx.Client(base_url=url.rstrip("/"), timeout=timeout) as client:
-        for column, query in promql(window).items():
-            params = {"query": query}
-            if at is not None:
-                params["time"] = str(at)
-            try:
-                response = client.get("/api/v1/query", params=params)
-                body = response.json()
-            except (httpx.HTTPError, ValueError) as e:
-                raise SourceError(f"Prometheus at {url} could not be queried: {e}") from e
-            if body.get("status") != "success":
-                raise SourceError(f"Prometheus at {url} rejected {query!r}: {body.get('error')}")
-            group = _TARGET if column in ("gpu_utilization_ratio", "hourly_cost_dollars", "target_output",
-                                          "target_input") else _ROW
-            results[column] = {tuple(r["metric"].get(g, "") for g in group): float(r["value"][1])
-                               for r in body["data"]["result"]}
+    for column, samples in answers.items():
+        group = _TARGET if column in ("gpu_utilization_ratio", "hourly_cost_dollars", "target_output",
+                                      "target_input") else _ROW
+        results[column] = {tuple(s.labels.get(g, "") for g in group): s.value for s in samples}
     keys: set[RowKey] = set()
     for column in ("output_tokens_per_second", "requests_running", "finished", "kv_cache_usage_ratio",
                    "requests_waiting", "ttft_p50_seconds"):

@@ -12,6 +12,7 @@ import time
 import pytest
 
 from infersight.compare import COLUMNS, Snapshot, embedded_rows, increase, parse_duration, prometheus_rows, to_csv
+from infersight.promapi import APIError, Reader
 from infersight.quantile import histogram_quantile
 from tests.processes import free_port, infersight_command, require_binary, running
 
@@ -102,6 +103,8 @@ def test_one_scrape_is_not_a_window() -> None:
 def test_compare_from_prometheus_and_from_exporters_agree(tmp_path) -> None:
     """Two simulated engines (vLLM 0.33, Triton + vLLM backend) with a sidecar exporter each and a real
     Prometheus: both sources give the same rows, and Triton's missing KV gauge is null, not 0."""
+    from infersight.dashboard import data
+
     prometheus_bin = require_binary("prometheus")
     engines = [("vllm", "0.33", "vllm"), ("triton", "vllm", "triton")]
     ports = {name: (free_port(), free_port()) for _, _, name in engines}
@@ -133,6 +136,13 @@ def test_compare_from_prometheus_and_from_exporters_agree(tmp_path) -> None:
         ended = time.time()
         embedded = json.loads(out.stdout)
         from_prometheus = prometheus_rows(prometheus, f"{int(ended - started)}s", at=ended)
+        # The same reader's other calls, and its reading of a real Prometheus error answer
+        with Reader() as reader:
+            up = reader.query_range(prometheus, {"up": "up"}, start=ended - 10, end=ended, step=1, timeout=10)
+            with pytest.raises(APIError) as bad_query:
+                reader.query(prometheus, {"bad": "sum("}, timeout=10)
+            points = data.prometheus_points(prometheus, "20s", 10, 5, data.Connection())
+        data.get_reader.clear()
         table = subprocess.run([*cli, "compare", "--prometheus", prometheus, "--window", "20s"], capture_output=True,
                                text=True, timeout=30, check=True).stdout
     assert [(r["engine"], r["model"], r["target"]) for r in embedded] == [
@@ -147,6 +157,18 @@ def test_compare_from_prometheus_and_from_exporters_agree(tmp_path) -> None:
         for key in ("output_tokens_per_second", "ttft_p50_seconds", "itl_p50_seconds"):
             # Prometheus extrapolates rate() to the window's edges and sees other scrape instants.
             assert ours[key] == pytest.approx(theirs[key], rel=0.2), (ours["engine"], key)
+    assert sorted(series.labels["instance"] for series in up["up"]) == sorted(
+        f"127.0.0.1:{p}" for _, p in ports.values())
+    for series in up["up"]:  # 11 steps of 1 s from ended - 10, each target up
+        assert [v for _, v in series.points] == [1.0] * 11
+        assert [round(t - series.points[0][0], 3) for t, _ in series.points] == [float(i) for i in range(11)]
+        assert series.points[0][0] == pytest.approx(ended - 10, abs=0.001)
+    assert str(bad_query.value) == (f"Prometheus at {prometheus} could not be queried: HTTP 400 Bad Request: "
+                                    'bad_data: invalid parameter "query": 1:5: parse error: unclosed left parenthesis')
+    # the UI's Live page series: both engines at the newest point, with throughput
+    newest = {(r["engine"], r["target"]): r for r in points[-1][1]}
+    assert sorted(newest) == [("triton", "triton"), ("vllm", "vllm")]
+    assert all(r["output_tokens_per_second"] > 0 for r in newest.values())
     assert table.splitlines()[0].split()[:4] == ["engine", "model", "target", "out"]
     assert len(table.splitlines()) == 3
 
@@ -156,4 +178,5 @@ def test_compare_reports_an_unreachable_prometheus() -> None:
     out = subprocess.run([*infersight_command(), "compare", "--prometheus", f"http://127.0.0.1:{port}"],
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 1
-    assert out.stderr.startswith(f"infersight compare: Prometheus at http://127.0.0.1:{port} could not be queried:")
+    assert out.stderr == (f"infersight compare: Prometheus at http://127.0.0.1:{port} could not be queried: "
+                          "connection refused\n")

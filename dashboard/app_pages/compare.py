@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from infersight.dashboard.app_pages.common import comparison, selectors, settings
+from infersight.dashboard.app_pages.common import comparison, selectors, settings, show_error
 from infersight.dashboard.charts import bar
 from infersight.dashboard.transforms import COMPARE_FORMATS, best_per_column, display, rows_frame
 from infersight.compare import to_csv
@@ -13,7 +13,7 @@ s = settings()
 st.title("Compare engines")
 result = comparison(s)
 if result.error:
-    st.error(result.error)
+    show_error(result.error)
 rows = selectors(result.value or [])
 frame = rows_frame(rows)
 best = best_per_column(frame)

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from infersight.dashboard import data
-from infersight.dashboard.app_pages.common import comparison, selectors, settings
+from infersight.dashboard.app_pages.common import comparison, connection, selectors, settings, show_error
 from infersight.dashboard.transforms import COST_FORMATS, best_throughput_within_slo, cost_table, display, series_frame
 from infersight.exporter.cost import GPU_PRICES, HOURS_PER_MONTH
 from infersight.exporter.schema import M
@@ -16,7 +16,7 @@ s = settings()
 st.title("Cost per token")
 result = comparison(s)
 if result.error:
-    st.error(result.error)
+    show_error(result.error)
 rows = selectors(result.value or [])
 
 prices = pd.DataFrame([{"GPU": name, "$/GPU-hour": p.dollars_per_hour, "vendor": p.vendor, "as of": p.as_of}
@@ -38,7 +38,7 @@ spec = load_spec(s.slo_spec)
 ttft = next((slo.sli.latency.threshold_seconds for slo in spec.slos
              if slo.sli.latency and slo.sli.latency.histogram == M.TIME_TO_FIRST_TOKEN.name), None)
 history = data.timeseries(s.prometheus_url, s.exporters, s.window, 6 * 3600, 180.0,
-                          s.refresh_seconds)
+                          s.refresh_seconds, connection(s))
 best = best_throughput_within_slo(series_frame(history.value or []), ttft) if ttft else {}
 table = cost_table(rows, int(gpu_count), float(gpu_hourly), licences, best)
 st.dataframe(display(table, COST_FORMATS), hide_index=True, width="stretch")

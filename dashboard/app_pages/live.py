@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from infersight.dashboard import data
-from infersight.dashboard.app_pages.common import comparison, selectors, settings
+from infersight.dashboard.app_pages.common import comparison, connection, selectors, settings, show_error
 from infersight.dashboard.charts import LIVE_PANELS, line
 from infersight.dashboard.transforms import series_frame
 
@@ -21,9 +21,10 @@ step = RANGES[span] / 120  # at most 120 points per series
 
 @st.fragment(run_every=s.refresh_seconds)
 def panels() -> None:
-    result = data.timeseries(s.prometheus_url, s.exporters, s.window, RANGES[span], step, s.refresh_seconds)
+    result = data.timeseries(s.prometheus_url, s.exporters, s.window, RANGES[span], step, s.refresh_seconds,
+                             connection(s))
     if result.error:
-        st.error(result.error)
+        show_error(result.error)
     frame = series_frame(result.value or [])
     frame = frame[[(e, m, t) in keys for e, m, t in zip(frame["engine"], frame["model"], frame["target"],
                                                            strict=True)]]

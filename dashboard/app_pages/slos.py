@@ -6,9 +6,10 @@ import pandas as pd
 import streamlit as st
 
 from infersight.dashboard import data
-from infersight.dashboard.app_pages.common import settings
+from infersight.dashboard.app_pages.common import connection, settings, show_error
 from infersight.dashboard.transforms import SLO_FORMATS, display
 from infersight.alerts.slo_spec import load_spec
+from infersight.promapi import APIError
 
 s = settings()
 st.title("SLOs")
@@ -16,23 +17,23 @@ spec = load_spec(s.slo_spec)
 figures: list[data.SloFigure] = []
 if s.prometheus_url:
     try:
-        figures = data.slo_figures_prometheus(s.prometheus_url, spec)
+        figures = data.slo_figures_prometheus(s.prometheus_url, spec, connection=connection(s))
         st.caption("From the recording rules (alerts/generated/slo-rules.yml): attainment over 30 d, burn rate "
                    "over 1 h, error budget remaining.")
-    except Exception as e:  # noqa: BLE001 (prometheus-api-client raises several kinds)
-        st.error(f"Prometheus at {s.prometheus_url} could not be queried: {e}")
+    except APIError as e:
+        show_error(str(e))
 elif s.exporters:
     history = data.get_history(tuple(s.exporters))
     errors = data.refresh(history, s.refresh_seconds)
     for url, why in errors.items():
-        st.error(f"{url} unreachable ({why})")
+        show_error(f"{url} unreachable ({why})")
     snapshots = list(history.snapshots)
     figures = data.slo_figures_embedded(snapshots, spec)
     span = snapshots[-1].time - snapshots[0].time if len(snapshots) > 1 else 0.0
     st.caption(f"From the exporters' scrape history ({span:.0f} s): attainment and burn rate over that span; "
                "the 30-day error budget needs Prometheus.")
 else:
-    st.error("No data source: set INFERSIGHT_UI_PROMETHEUS_URL or INFERSIGHT_UI_EXPORTERS.")
+    show_error("No data source: set INFERSIGHT_UI_PROMETHEUS_URL or INFERSIGHT_UI_EXPORTERS.")
 
 table = pd.DataFrame([{"SLO": f.slo, "engine": f.engine, "model": f.model, "objective": f.objective,
                        "attainment": f.attainment, "burn rate": f.burn_rate, "budget remaining": f.budget_remaining}
@@ -43,9 +44,9 @@ for column in ("objective", "attainment", "burn rate", "budget remaining"):
 st.dataframe(display(table, SLO_FORMATS), hide_index=True, width="stretch")
 
 st.subheader("Alerts firing")
-alerts = data.firing_alerts(s.alertmanager_url)
+alerts = data.firing_alerts(s.alertmanager_url, connection(s))
 if alerts.error:
-    st.error(alerts.error)
+    show_error(alerts.error)
 elif alerts.value is None:
     st.caption("Alertmanager not configured (INFERSIGHT_UI_ALERTMANAGER_URL).")
 elif not alerts.value:
