@@ -160,7 +160,7 @@ async def _fetch(client: FetchClient, url: str, max_bytes: int, credentials: Cre
                 return await _read(response, max_bytes)
             finally:
                 await response.aclose()  # unread (a redirect, a refused body): the connection is dropped
-        raise ScrapeError(ScrapeErrorReason.HTTP_STATUS, f"more than {MAX_REDIRECTS} redirects")
+        raise ScrapeError(ScrapeErrorReason.REDIRECT, f"more than {MAX_REDIRECTS} redirects")
     # httpx's narrow exceptions: each is a kind of failure the schema names.
     except httpx.TimeoutException:  # connect, read, write, or waiting for a pooled connection
         raise ScrapeError(ScrapeErrorReason.TIMEOUT, f"no complete answer within {timeout:.3g}s") from None
@@ -177,10 +177,10 @@ def _redirected(client: FetchClient, url: httpx.URL, location: str, origin: tupl
     try:
         target = url.join(location).copy_with(username=None, password=None, fragment=None)
     except httpx.InvalidURL:
-        raise ScrapeError(ScrapeErrorReason.HTTP_STATUS, "redirect to an invalid location") from None
+        raise ScrapeError(ScrapeErrorReason.REDIRECT, "redirect to an invalid location") from None
     if _origin(target) != origin:
         scheme, host, port = _origin(target)
-        raise ScrapeError(ScrapeErrorReason.HTTP_STATUS,
+        raise ScrapeError(ScrapeErrorReason.REDIRECT,
                           f"redirect to {scheme}://{host}:{port} refused: only the same scheme, host and port "
                           "are followed")
     return client.httpx.build_request("GET", target, headers=headers, timeout=timeout)

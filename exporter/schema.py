@@ -65,7 +65,8 @@ class Outcome(StrEnum):
 class ScrapeErrorReason(StrEnum):
     TIMEOUT = "timeout"  # no complete answer within the scrape timeout (also a slow drip)
     CONNECT = "connect"  # refused, DNS failure, or the connection broke before the body ended
-    HTTP_STATUS = "http_status"  # a non-2xx answer, or a redirect loop
+    HTTP_STATUS = "http_status"  # a non-2xx answer
+    REDIRECT = "redirect"  # a redirect loop, or one to another scheme, host or port (never followed)
     PARSE = "parse"  # not a valid exposition (garbage, truncated line, duplicate series)
     TOO_LARGE = "too_large"  # the (decompressed) body exceeded the configured cap
 

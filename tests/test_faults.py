@@ -32,7 +32,7 @@ HEALTHY_SERIES = sorted([
     'llm_exporter_target_up{engine="vllm",target="good"} 1.0',
     'llm_exporter_dropped_series_total{engine="vllm",target="good"} 0.0',
     *[f'llm_exporter_scrape_errors_total{{engine="vllm",reason="{r}",target="good"}} 0.0'
-      for r in ("timeout", "connect", "http_status", "parse", "too_large")],
+      for r in ("timeout", "connect", "http_status", "redirect", "parse", "too_large")],
     'llm_requests_running{engine="vllm",model="m",target="good"} 3.0',
     'llm_kv_cache_usage_ratio{engine="vllm",model="m",target="good"} 0.42',
     'llm_generation_tokens_total{engine="vllm",model="m",target="good"} 100.0',
@@ -82,7 +82,7 @@ def test_healthy_target_alone(engines: EngineServer) -> None:
     ("slow_drip", "timeout"),
     ("http_500", "http_status"),
     ("http_404", "http_status"),
-    ("redirect_loop", "http_status"),
+    ("redirect_loop", "redirect"),
     ("truncated", "connect"),
     ("binary_garbage", "parse"),
     ("html_error_page", "parse"),

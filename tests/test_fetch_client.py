@@ -191,7 +191,7 @@ def test_a_same_origin_redirect_is_followed_with_the_credentials(engine: EngineS
 def test_redirects_stop_after_three_hops(engine: EngineServer) -> None:
     loop = engine.serve("/loop", mode="redirect_loop")
     [result] = get(engine.url("/loop"))
-    assert failure(result) == (ScrapeErrorReason.HTTP_STATUS, "more than 3 redirects")
+    assert failure(result) == (ScrapeErrorReason.REDIRECT, "more than 3 redirects")
     assert len(loop.requests) == 4
 
 
@@ -211,7 +211,7 @@ def test_a_redirect_elsewhere_is_refused_before_any_request_goes_there(scripted:
     finally:
         other.close()
     assert [failure(r) for r in results] == [
-        (ScrapeErrorReason.HTTP_STATUS,
+        (ScrapeErrorReason.REDIRECT,
          f"redirect to {origin} refused: only the same scheme, host and port are followed")
         for _, origin in elsewhere.values()]
     assert other.requests == []
@@ -404,7 +404,7 @@ def test_error_details_carry_no_password_and_no_query_value(scripted: ScriptedEn
     assert [failure(r) for r in results] == [
         (ScrapeErrorReason.CONNECT, "ConnectError: All connection attempts failed"),
         (ScrapeErrorReason.HTTP_STATUS, "HTTP 404"),
-        (ScrapeErrorReason.HTTP_STATUS,
+        (ScrapeErrorReason.REDIRECT,
          "redirect to http://127.0.0.2:1 refused: only the same scheme, host and port are followed"),
         (ScrapeErrorReason.CONNECT, "invalid URL: Port out of range 0-65535"),
     ]

@@ -96,16 +96,16 @@ def test_a_redirect_to_another_host_gets_no_credentials_and_the_target_is_down(
         other.close()
     assert other.behaviours["/m"].requests == []  # not asked at all, so never given a credential
     for name in ("bearer", "basic", "metadata"):
-        assert series(text, name) == failure_series("vllm", name, "http_status")
+        assert series(text, name) == failure_series("vllm", name, "redirect")
     assert [engine.behaviours[p].requests[0]["Authorization"] for p in ("/bearer", "/basic", "/metadata")] == [
         "Bearer t0ken-secret", "Basic YWxpY2U6c2VjcmV0", "Bearer t0ken-secret"]
     refused = "refused: only the same scheme, host and port are followed"
     assert down_lines(caplog) == [
-        f"target down engine=vllm target=basic reason=http_status detail='redirect to http://127.0.0.1:{other.port} "
+        f"target down engine=vllm target=basic reason=redirect detail='redirect to http://127.0.0.1:{other.port} "
         f"{refused}'",
-        f"target down engine=vllm target=bearer reason=http_status detail='redirect to http://127.0.0.1:{other.port} "
+        f"target down engine=vllm target=bearer reason=redirect detail='redirect to http://127.0.0.1:{other.port} "
         f"{refused}'",
-        f"target down engine=vllm target=metadata reason=http_status detail='redirect to http://169.254.169.254:80 "
+        f"target down engine=vllm target=metadata reason=redirect detail='redirect to http://169.254.169.254:80 "
         f"{refused}'",
     ]
     assert "secret" not in text + caplog.text

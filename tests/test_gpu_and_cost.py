@@ -30,6 +30,7 @@ ENGINE_SERIES = [
     'llm_exporter_scrape_errors_total{engine="vllm",reason="connect",target="a"} 0.0',
     'llm_exporter_scrape_errors_total{engine="vllm",reason="http_status",target="a"} 0.0',
     'llm_exporter_scrape_errors_total{engine="vllm",reason="parse",target="a"} 0.0',
+    'llm_exporter_scrape_errors_total{engine="vllm",reason="redirect",target="a"} 0.0',
     'llm_exporter_scrape_errors_total{engine="vllm",reason="timeout",target="a"} 0.0',
     'llm_exporter_scrape_errors_total{engine="vllm",reason="too_large",target="a"} 0.0',
     'llm_exporter_target_up{engine="vllm",target="a"} 1.0',
