@@ -20,6 +20,13 @@ from infersight.alerts.slo_spec import Slo, SloSpec, duration_seconds
 RUNBOOK_URL = "https://github.com/infersight/infersight/blob/main/alerts/runbook.md"
 WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
 MISSING_DATA_WINDOW = "15m"
+# What one SLO is kept apart by: a team's workload. `cluster` (a Thanos/Mimir view) and
+# `namespace` (the ServiceMonitor's target label) are absent outside Kubernetes; `by` over an
+# absent label changes nothing, so the same rules serve the demo and a multi-tenant cluster.
+WORKLOAD_LABELS = ("cluster", "namespace", "engine", "model")
+BY_WORKLOAD = ", ".join(WORKLOAD_LABELS)
+# Alert text naming the namespace where there is one (Go template; nothing outside Kubernetes).
+IN_NAMESPACE = "{{ with $labels.namespace }} in {{ . }}{{ end }}"
 
 # Recording-rule names (level:metric:operations); dashboards read them through these too.
 OBJECTIVE_RECORD = "slo:objective:ratio"
@@ -125,26 +132,27 @@ def _selector(slo: Slo, extra: list[str]) -> str:
 
 
 class _Sli:
-    """PromQL for one SLO's bad and total event rates over a window."""
+    """PromQL for one SLO's bad and total event rates over a window, summed ``by`` the given labels
+    (the workload for the rules; dashboards also by replica) over series matching ``matchers``."""
 
-    def __init__(self, slo: Slo):
+    def __init__(self, slo: Slo, by: str = BY_WORKLOAD, matchers: tuple[str, ...] = ()):
         self.slo = slo
         latency = slo.sli.latency
         if latency is not None:
             metric = BY_NAME[latency.histogram]
             verdicts = engine_capability(metric, latency.threshold_seconds)
             engines = "|".join(e.value for e, why in verdicts.items() if why is None)
-            base = _selector(slo, [f'engine=~"{engines}"'])
-            with_le = _selector(slo, [f'engine=~"{engines}"', f'le="{_go_float(latency.threshold_seconds)}"'])
-            self._total = f"sum by (engine, model) (rate({metric.name}_count{base}[$WINDOW]))"
-            good = f"sum by (engine, model) (rate({metric.name}_bucket{with_le}[$WINDOW]))"
+            base = _selector(slo, [f'engine=~"{engines}"', *matchers])
+            with_le = _selector(slo, [f'engine=~"{engines}"', *matchers, f'le="{_go_float(latency.threshold_seconds)}"'])
+            self._total = f"sum by ({by}) (rate({metric.name}_count{base}[$WINDOW]))"
+            good = f"sum by ({by}) (rate({metric.name}_bucket{with_le}[$WINDOW]))"
             self._bad = f"({self._total} - {good})"
             self.source = f"{metric.name}_count{base}"
         else:
-            finished = _selector(slo, [f'outcome=~"{Outcome.SUCCESS.value}|{Outcome.ERROR.value}"'])
-            errors = _selector(slo, [f'outcome="{Outcome.ERROR.value}"'])
-            self._total = f"sum by (engine, model) (rate({M.REQUESTS.name}{finished}[$WINDOW]))"
-            self._bad = f"sum by (engine, model) (rate({M.REQUESTS.name}{errors}[$WINDOW]))"
+            finished = _selector(slo, [f'outcome=~"{Outcome.SUCCESS.value}|{Outcome.ERROR.value}"', *matchers])
+            errors = _selector(slo, [f'outcome="{Outcome.ERROR.value}"', *matchers])
+            self._total = f"sum by ({by}) (rate({M.REQUESTS.name}{finished}[$WINDOW]))"
+            self._bad = f"sum by ({by}) (rate({M.REQUESTS.name}{errors}[$WINDOW]))"
             self.source = f"{M.REQUESTS.name}{finished}"
 
     def total(self, window: str) -> str:
@@ -156,6 +164,12 @@ class _Sli:
     def error_ratio(self, window: str) -> str:
         # Dividing by (total > 0) drops idle series instead of producing NaN.
         return f"{self.bad(window)} / ({self.total(window)} > 0)"
+
+
+def sli_error_ratio(slo: Slo, window: str, by: str, matchers: tuple[str, ...] = ()) -> str:
+    """The SLO's error ratio over ``window`` from the raw series, summed ``by`` other labels than
+    the rules' (a dashboard's per-replica view), over the series ``matchers`` select."""
+    return _Sli(slo, by, matchers).error_ratio(window)
 
 
 # --- rules -----------------------------------------------------------------------------------------
@@ -196,10 +210,11 @@ def _slo_group(slo: Slo, time_scale: int, interval: str | None, runbook_url: str
             "labels": {"slo": slo.name, "severity": burn.severity, "long_window": burn.long_window,
                        "short_window": burn.short_window},
             "annotations": {
-                "summary": (f"{{{{ $labels.engine }}}} {{{{ $labels.model }}}}: {slo.name} SLO error budget burning "
-                            f"{{{{ $value | printf \"%.1f\" }}}}x too fast"),
+                "summary": (f"{{{{ $labels.engine }}}} {{{{ $labels.model }}}}{IN_NAMESPACE}: {slo.name} SLO error "
+                            f"budget burning {{{{ $value | printf \"%.1f\" }}}}x too fast"),
                 "description": (f"{what} Over the last {burn.long_window} (confirmed over {burn.short_window}) "
-                                f"{{{{ $labels.engine }}}} serving {{{{ $labels.model }}}} used its error budget "
+                                f"{{{{ $labels.engine }}}} serving {{{{ $labels.model }}}}{IN_NAMESPACE} used its "
+                                f"error budget "
                                 f"{{{{ $value | printf \"%.1f\" }}}}x faster than the SLO allows; above {factor}x "
                                 f"means {burn.budget_share}."),
                 "runbook_url": f"{runbook_url}#llmerrorbudgetburn",

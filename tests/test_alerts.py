@@ -100,7 +100,7 @@ def test_time_scale_shortens_windows_for_tests_only() -> None:
 
 def test_promtool_accepts_every_rule_file() -> None:
     promtool = require_binary("promtool")
-    for path, count in ((GENERATED, 72), (HAND_WRITTEN, 9)):
+    for path, count in ((GENERATED, 72), (HAND_WRITTEN, 14)):
         result = run(promtool, "check", "rules", str(path))
         assert (result.returncode, result.stdout) == (0, f"Checking {path}\n  SUCCESS: {count} rules found\n\n")
 
@@ -126,7 +126,9 @@ def test_every_alert_is_complete_and_its_runbook_anchor_exists() -> None:
                if line.startswith("## ")}
     for rule in alert_rules():
         name, labels, notes = rule["alert"], rule["labels"], rule["annotations"]
-        assert labels["severity"] in ("page", "ticket", "info"), name
+        # none: an inhibition-only alert, routed to no one (kube-prometheus' InfoInhibitor pattern)
+        assert labels["severity"] in ("page", "ticket", "info") or (name, labels["severity"]) == (
+            "LLMWorkloadReplicaDown", "none"), name
         assert set(notes) == {"summary", "description", "runbook_url"}, name
         assert notes["runbook_url"].split("#")[1] == name.lower() and "#" + name.lower() in anchors, name
         if name not in ("LLMExporterAbsent", "LLMSLOMissingData"):  # the only ones without an engine label
@@ -147,6 +149,22 @@ def test_alertmanager_config_is_valid_and_routes_by_severity() -> None:
     check = run(amtool, "check-config", config)
     assert check.returncode == 0 and check.stdout.startswith(f"Checking '{config}'  SUCCESS"), check.stdout
     for labels, receiver in ((["severity=page", "slo=ttft"], "pager"), (["severity=ticket"], "ticket"),
-                             (["severity=info"], "ticket"), (["alertname=Other"], "ticket")):
+                             (["severity=info"], "ticket"), (["alertname=Other"], "ticket"),
+                             (["alertname=LLMWorkloadReplicaDown", "severity=none"], "null")):
         routed = run(amtool, "config", "routes", "test", f"--config.file={config}", *labels)
         assert routed.stdout.strip() == receiver, labels
+
+
+def test_dcgm_join_reads_only_what_the_exporters_dcgm_table_reads() -> None:
+    from infersight.exporter.adapters.dcgm import ROWS
+
+    used = set(re.findall(r"\bDCGM_FI_[A-Z_]+", HAND_WRITTEN.read_text()))
+    assert used == {row.source for row in ROWS} - {"DCGM_FI_PROF_GR_ENGINE_ACTIVE"}  # the profiling-only alias
+
+
+def test_every_aggregation_keeps_the_workload_labels() -> None:
+    # sum/avg/max by (...) in any rule keeps cluster and namespace, so teams never merge.
+    for path in RULE_FILES:
+        for group in re.findall(r"\b(?:sum|avg|max|min|count|group) by \(([^)]*)\)", path.read_text()):
+            labels = [label.strip() for label in group.split(",")]
+            assert labels[:2] == ["cluster", "namespace"], f"{path.name}: by ({group})"

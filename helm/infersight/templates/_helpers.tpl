@@ -22,7 +22,57 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end -}}
 
-{{/* The exporter's configuration file (exporter/settings.py keys). */}}
+{{/* Labels of an object Prometheus or Alertmanager selects: the chart's, monitorLabels, its own. */}}
+{{- define "infersight.monitorLabels" -}}
+{{ include "infersight.labels" .root }}
+{{- with .root.Values.monitorLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- with .own }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{- define "infersight.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "infersight.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Values that render but would mislead: refuse them with the reason. */}}
+{{- define "infersight.validate" -}}
+{{- if and .Values.serviceMonitor.enabled .Values.podMonitor.enabled -}}
+{{- fail "serviceMonitor.enabled and podMonitor.enabled: choose one; both would scrape every pod twice and double every series" -}}
+{{- end -}}
+{{- if eq .Values.mode "standalone" -}}
+{{- if gt (int .Values.exporter.replicas) 1 -}}
+{{- fail (printf "exporter.replicas=%d in standalone mode: every replica scrapes every target, so each series would be reported %d times; use 1 (or one release per group of targets)" (int .Values.exporter.replicas) (int .Values.exporter.replicas)) -}}
+{{- end -}}
+{{- if not .Values.exporter.targets -}}
+{{- fail "standalone mode needs exporter.targets (name, url, engine)" -}}
+{{- end -}}
+{{- end -}}
+{{- if eq .Values.mode "sidecar" -}}
+{{- $gpu := .Values.exporter.gpu -}}
+{{- if eq $gpu.source "nvml" -}}
+{{- fail "exporter.gpu.source=nvml in sidecar mode: the exporter's container holds no GPU; use engine (Triton), dcgm (node-local) or none (dcgm-exporter joined on pod)" -}}
+{{- end -}}
+{{- if eq $gpu.source "dcgm" -}}
+{{- if and $gpu.dcgmUrl (not $gpu.dcgmNodeLocal) -}}
+{{- fail (printf "exporter.gpu.dcgmUrl=%s: a cluster Service answers with a random node's GPUs; leave it empty for the node's own dcgm-exporter (http://$(HOST_IP):9400/metrics), or set dcgmNodeLocal: true for a Service with internalTrafficPolicy: Local" $gpu.dcgmUrl) -}}
+{{- end -}}
+{{- if not (or $gpu.devices $gpu.wholeNode) -}}
+{{- fail "exporter.gpu.source=dcgm in sidecar mode needs a device filter: exporter.gpu.devices (this pod's GPU UUIDs), or wholeNode: true when each pod holds every GPU of its node; otherwise use source: none and dcgm-exporter's own series joined on pod" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The exporter's configuration file (exporter/settings.py keys). In sidecar mode the target
+     (named after the pod) and a node-local dcgm URL come from the container's arguments, which
+     Kubernetes expands from the downward API. */}}
 {{- define "infersight.config" -}}
 listen: "0.0.0.0:{{ .Values.exporter.port }}"
 engine: {{ .Values.engine.kind }}
@@ -31,8 +81,11 @@ max_models: {{ .Values.exporter.maxModels }}
 log_level: {{ .Values.exporter.logLevel }}
 gpu:
   source: {{ .Values.exporter.gpu.source }}
-  {{- with .Values.exporter.gpu.dcgmUrl }}
-  dcgm_url: {{ . | quote }}
+  {{- if and .Values.exporter.gpu.dcgmUrl (ne .Values.mode "sidecar") }}
+  dcgm_url: {{ .Values.exporter.gpu.dcgmUrl | quote }}
+  {{- end }}
+  {{- with .Values.exporter.gpu.devices }}
+  devices: {{ toJson . }}
   {{- end }}
 cost:
   gpu_count: {{ .Values.exporter.cost.gpuCount }}
@@ -47,21 +100,47 @@ cost:
 auth:
   bearer_token_file: /var/run/secrets/infersight/engine-token
 {{- end }}
+{{- if ne .Values.mode "sidecar" }}
 targets:
-{{- if eq .Values.mode "sidecar" }}
-  - name: {{ .Values.engine.kind }}
-    url: "http://127.0.0.1:{{ .Values.engine.ports.metrics }}{{ .Values.engine.metricsPath }}"
-{{- else }}
 {{ toYaml .Values.exporter.targets | indent 2 }}
 {{- end }}
 {{- end -}}
 
-{{/* The exporter container, identical in both modes. */}}
+{{- define "infersight.dcgmUrl" -}}
+{{- default "http://$(HOST_IP):9400/metrics" .Values.exporter.gpu.dcgmUrl -}}
+{{- end -}}
+
+{{/* The exporter container, in both modes. */}}
 {{- define "infersight.exporterContainer" -}}
+{{- $image := .Values.exporter.image -}}
+{{- $sidecar := eq .Values.mode "sidecar" -}}
+{{- $dcgm := and $sidecar (eq .Values.exporter.gpu.source "dcgm") -}}
 - name: infersight-exporter
-  image: "{{ .Values.exporter.image.repository }}:{{ .Values.exporter.image.tag | default .Chart.AppVersion }}"
-  imagePullPolicy: {{ .Values.exporter.image.pullPolicy }}
-  args: ["exporter", "--config", "/etc/infersight/exporter.yaml"]
+  image: "{{ $image.repository }}:{{ $image.tag | default .Chart.AppVersion }}{{ with $image.digest }}@{{ . }}{{ end }}"
+  imagePullPolicy: {{ $image.pullPolicy }}
+  args:
+    - exporter
+    - --config
+    - /etc/infersight/exporter.yaml
+    {{- if $sidecar }}
+    # one target per replica, named after the pod
+    - --target
+    - "$(POD_NAME)=http://127.0.0.1:{{ .Values.engine.ports.metrics }}{{ .Values.engine.metricsPath }}"
+    {{- end }}
+    {{- if $dcgm }}
+    # the dcgm-exporter of this pod's node, never a random node's
+    - --dcgm-url
+    - {{ include "infersight.dcgmUrl" . | quote }}
+    {{- end }}
+  {{- if $sidecar }}
+  env:
+    - name: POD_NAME
+      valueFrom: {fieldRef: {fieldPath: metadata.name}}
+    {{- if $dcgm }}
+    - name: HOST_IP
+      valueFrom: {fieldRef: {fieldPath: status.hostIP}}
+    {{- end }}
+  {{- end }}
   ports:
     - {name: metrics, containerPort: {{ .Values.exporter.port }}, protocol: TCP}
   readinessProbe:
@@ -73,7 +152,7 @@ targets:
   resources:
     {{- toYaml .Values.exporter.resources | nindent 4 }}
   securityContext:
-    {{- toYaml .Values.securityContext | nindent 4 }}
+    {{- toYaml .Values.exporter.securityContext | nindent 4 }}
   volumeMounts:
     - {name: infersight-config, mountPath: /etc/infersight, readOnly: true}
     {{- if .Values.exporter.bearerTokenSecret.name }}
@@ -89,5 +168,82 @@ targets:
   secret:
     secretName: {{ .Values.exporter.bearerTokenSecret.name }}
     items: [{key: {{ .Values.exporter.bearerTokenSecret.key }}, path: engine-token}]
+{{- end }}
+{{- end -}}
+
+{{/* The engine container (sidecar mode). */}}
+{{- define "infersight.engineContainer" -}}
+{{- $engine := .Values.engine -}}
+- name: engine
+  image: {{ $engine.image }}
+  imagePullPolicy: {{ $engine.imagePullPolicy }}
+  {{- with $engine.command }}
+  command:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with $engine.args }}
+  args:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with $engine.env }}
+  env:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  ports:
+    - {name: http, containerPort: {{ $engine.ports.http }}, protocol: TCP}
+    {{- if ne (int $engine.ports.metrics) (int $engine.ports.http) }}
+    - {name: engine-metrics, containerPort: {{ $engine.ports.metrics }}, protocol: TCP}
+    {{- end }}
+  startupProbe:
+    {{- toYaml $engine.probes.startup | nindent 4 }}
+  livenessProbe:
+    {{- toYaml $engine.probes.liveness | nindent 4 }}
+  readinessProbe:
+    {{- toYaml $engine.probes.readiness | nindent 4 }}
+  {{- if gt (int $engine.preStopSleepSeconds) 0 }}
+  lifecycle:
+    preStop:
+      exec: {command: [sleep, "{{ $engine.preStopSleepSeconds }}"]}
+  {{- end }}
+  resources:
+    {{- toYaml $engine.resources | nindent 4 }}
+  securityContext:
+    {{- toYaml $engine.securityContext | nindent 4 }}
+  {{- if or $engine.shm $engine.modelCache.existingClaim $engine.volumeMounts }}
+  volumeMounts:
+    {{- if $engine.shm }}
+    - {name: shm, mountPath: /dev/shm}
+    {{- end }}
+    {{- with $engine.modelCache.existingClaim }}
+    - {name: model-cache, mountPath: {{ $engine.modelCache.mountPath }}, readOnly: {{ $engine.modelCache.readOnly }}}
+    {{- end }}
+    {{- with $engine.volumeMounts }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  {{- end }}
+{{- end -}}
+
+{{- define "infersight.engineVolumes" -}}
+{{- $engine := .Values.engine -}}
+{{- with $engine.shm }}
+- name: shm
+  emptyDir: {medium: Memory, sizeLimit: {{ .sizeLimit }}}
+{{- end }}
+{{- with $engine.modelCache.existingClaim }}
+- name: model-cache
+  persistentVolumeClaim: {claimName: {{ . }}, readOnly: {{ $engine.modelCache.readOnly }}}
+{{- end }}
+{{- with $engine.volumes }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* Alertmanager matcher strings (name="value", name=~"regex") as AlertmanagerConfig matchers. */}}
+{{- define "infersight.amMatchers" -}}
+{{- $re := "^([a-zA-Z_][a-zA-Z0-9_]*)(=~|!~|!=|=)\"(.*)\"$" -}}
+{{- range . }}
+- name: {{ regexReplaceAll $re . "${1}" }}
+  matchType: {{ regexReplaceAll $re . "${2}" | quote }}
+  value: {{ regexReplaceAll $re . "${3}" | quote }}
 {{- end }}
 {{- end -}}
