@@ -191,6 +191,9 @@ class SloFigure:
     attainment: float | None
     burn_rate: float | None
     budget_remaining: float | None
+    # Where the rules keep them apart (Kubernetes target labels): one SLO per team and cluster.
+    namespace: str = ""
+    cluster: str = ""
 
 
 def slo_figures_prometheus(url: str, spec: SloSpec, burn_window: str = "1h",
@@ -200,8 +203,8 @@ def slo_figures_prometheus(url: str, spec: SloSpec, burn_window: str = "1h",
                "budget": BUDGET_REMAINING_RECORD, "objective": OBJECTIVE_RECORD}
     answers = connection.reader().query(url, records, timeout=connection.timeout)
 
-    def by_key(name: str) -> dict[tuple[str, str, str], float]:
-        return {(r.labels.get("slo", ""), r.labels.get("engine", ""), r.labels.get("model", "")): r.value
+    def by_key(name: str) -> dict[tuple[str, ...], float]:
+        return {tuple(r.labels.get(label, "") for label in ("slo", "engine", "model", "namespace", "cluster")): r.value
                 for r in answers[name]}
 
     errors = by_key("errors")
@@ -216,7 +219,7 @@ def slo_figures_prometheus(url: str, spec: SloSpec, burn_window: str = "1h",
         error = _finite(errors.get(key))
         out.append(SloFigure(key[0], key[1], key[2], objective.get(key[0], slo.objective),
                              None if error is None else 1 - error,
-                             _finite(burn.get(key)), _finite(budget.get(key))))
+                             _finite(burn.get(key)), _finite(budget.get(key)), namespace=key[3], cluster=key[4]))
     return out
 
 

@@ -35,10 +35,13 @@ elif s.exporters:
 else:
     show_error("No data source: set INFERSIGHT_UI_PROMETHEUS_URL or INFERSIGHT_UI_EXPORTERS.")
 
-table = pd.DataFrame([{"SLO": f.slo, "engine": f.engine, "model": f.model, "objective": f.objective,
-                       "attainment": f.attainment, "burn rate": f.burn_rate, "budget remaining": f.budget_remaining}
-                      for f in figures], columns=["SLO", "engine", "model", "objective", "attainment", "burn rate",
-                                                  "budget remaining"])
+table = pd.DataFrame([{"SLO": f.slo, "cluster": f.cluster, "namespace": f.namespace, "engine": f.engine,
+                       "model": f.model, "objective": f.objective, "attainment": f.attainment,
+                       "burn rate": f.burn_rate, "budget remaining": f.budget_remaining}
+                      for f in figures], columns=["SLO", "cluster", "namespace", "engine", "model", "objective",
+                                                  "attainment", "burn rate", "budget remaining"])
+# Outside Kubernetes the rules carry no cluster or namespace: no empty columns then.
+table = table.drop(columns=[c for c in ("cluster", "namespace") if not table[c].astype(bool).any()])
 for column in ("objective", "attainment", "burn rate", "budget remaining"):
     table[column] = pd.to_numeric(table[column], errors="coerce").astype("float64")
 st.dataframe(display(table, SLO_FORMATS), hide_index=True, width="stretch")
