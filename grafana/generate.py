@@ -605,7 +605,7 @@ def render(build) -> str:
 
 
 def outline() -> str:
-    """Every board's rows and panels as Markdown (docs/kubernetes.md holds it; a test compares)."""
+    """Every board's rows and panels as Markdown (the README's Grafana section holds it; a test compares)."""
     lines = []
     for name, build in DASHBOARDS.items():
         board = json.loads(render(build))

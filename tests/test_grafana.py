@@ -151,5 +151,5 @@ def test_instances_board_links_each_replica_to_the_detail_board() -> None:
 
 
 def test_docs_list_every_boards_rows_and_panels() -> None:
-    docs = (REPO / "docs" / "kubernetes.md").read_text()
-    assert outline() in docs, "docs/kubernetes.md is stale: paste infersight.grafana.generate.outline()"
+    docs = (REPO / "README.md").read_text()
+    assert outline() in docs, "README.md's Grafana section is stale: paste infersight.grafana.generate.outline()"
