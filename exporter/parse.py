@@ -51,15 +51,15 @@ class Layout:
     timestamp, a value that is not a plain number) falls back to the line parser."""
 
     __slots__ = ("wanted", "pieces", "comment_slots", "comment_values", "sample_slots", "kept", "families",
-                 "programs", "values", "hits", "skip")
+                 "plans", "values", "hits", "skip")
 
     def __init__(self) -> None:
         self.wanted: Collection[str] | None = None
         self.pieces: list[str] | None = None  # the text between values: compared whole
         # The kept samples' values, in family order, when the last parse was read through this
-        # layout (None when the line parser read it): what exporter.program computes from.
+        # layout (None when the line parser read it): what exporter.program's plans compute from.
         self.values: tuple[float, ...] | None = None
-        self.programs: dict = {}  # compiled normalize programs of this layout (exporter.program)
+        self.plans: dict = {}  # normalize planned for this layout (exporter.program)
         self.hits = 0  # scrapes read through this layout since it was built
         self.skip = 0  # scrapes left before trying to build again (a payload that never repeats)
 
@@ -169,7 +169,7 @@ def _build_layout(text: str, families: list[Family], series: dict, layout: Layou
         wanted = None if layout.wanted is None else frozenset(layout.wanted)
         compiled = shared.setdefault((wanted, tuple(pieces), compiled[2]), compiled)
     (layout.pieces, layout.comment_slots, layout.comment_values, layout.sample_slots, layout.kept,
-     layout.families, layout.programs) = compiled
+     layout.families, layout.plans) = compiled
     layout.hits = 0
 
 

@@ -1,4 +1,4 @@
-"""A layout's compiled program gives exactly what normalize gives, float for float."""
+"""A layout's plan gives exactly what normalize gives, float for float."""
 
 from __future__ import annotations
 
@@ -13,9 +13,11 @@ from infersight.exporter.adapters import ADAPTERS, detect_engine
 from infersight.tools.bench import vllm_payload
 from infersight.exporter.normalize import Histogram, Normalized, compile_plan, normalize
 from infersight.exporter.parse import Layout, ParseError, SeriesCache, parse
-from infersight.exporter.program import Untraceable, _Tracer, normalize_parsed, trace
+from infersight.exporter.program import MAX_TERMS, LayoutPlan, _evaluate, normalize_parsed
 from infersight.exporter.schema import Engine, M
 from tests.conftest import CAPTURES, OWN_FIXTURES
+
+pytestmark = pytest.mark.unit
 
 _VALUE = re.compile(r"(?m)^([^#\n][^\n]* )([^ \n]*)$")
 
@@ -41,7 +43,7 @@ def _comparable(result: Normalized) -> tuple:
 
 def _steady_scrapes(text: str, plan, value_sets: list[list[str]], **options) -> list[tuple[bool, tuple, tuple]]:
     """Scrape ``text`` and then each set of new values through one layout; per scrape: whether it
-    was read through the layout, and the program's and normalize's results."""
+    was read through the layout, and the plan's and normalize's results."""
     cache, layout = SeriesCache(), Layout()
     parse(text, plan.wanted, series=cache, layout=layout)
     out = []
@@ -76,7 +78,7 @@ def test_every_engine_capture_is_checked() -> None:
 
 @pytest.mark.parametrize("gpu", [True, False], ids=["gpu-rows", "no-gpu-rows"])
 @pytest.mark.parametrize("path", _REAL, ids=[p.name for p in _REAL])
-def test_real_payloads_through_a_program_match_normalize(path, gpu: bool) -> None:
+def test_real_payloads_through_a_plan_match_normalize(path, gpu: bool) -> None:
     text = path.read_text(encoding="utf-8")
     plan = compile_plan(ADAPTERS[detect_engine(text)], gpu=gpu)
     for options in ({}, {"model": "configured", "max_models": 1}):
@@ -86,22 +88,22 @@ def test_real_payloads_through_a_program_match_normalize(path, gpu: bool) -> Non
             assert ours == theirs
 
 
-def _program_of(layout: Layout):
-    (program,) = layout.programs.values()
-    return program
+def _plan_of(layout: Layout) -> LayoutPlan | None:
+    (planned,) = layout.plans.values()
+    return planned
 
 
-def test_every_real_payload_compiles_to_a_program() -> None:
-    untraced = []
+def test_every_real_payload_is_planned() -> None:
+    unplanned = []
     for path in _REAL:
         text = path.read_text(encoding="utf-8")
         plan = compile_plan(ADAPTERS[detect_engine(text)])
         cache, layout = SeriesCache(), Layout()
         parse(text, plan.wanted, series=cache, layout=layout)
         normalize_parsed(plan, parse(text, plan.wanted, series=cache, layout=layout), layout)
-        if _program_of(layout) is None:
-            untraced.append(path.name)
-    assert untraced == []
+        if _plan_of(layout) is None:
+            unplanned.append(path.name)
+    assert unplanned == []
 
 
 _numbers = st.one_of(st.floats(allow_nan=True, allow_infinity=True).map(repr),
@@ -110,7 +112,7 @@ _numbers = st.one_of(st.floats(allow_nan=True, allow_infinity=True).map(repr),
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.lists(_numbers, min_size=1, max_size=7), min_size=1, max_size=4))
-def test_any_values_through_a_program_match_normalize(value_sets: list[list[str]]) -> None:
+def test_any_values_through_a_plan_match_normalize(value_sets: list[list[str]]) -> None:
     # Two data-parallel ranks per model (sums and means), NIM's subtracted outcome rows and
     # TRT-LLM's used/max ratio (a branch on its denominator) in one run.
     for text in (vllm_payload(3), (OWN_FIXTURES / "triton-trtllm-2024.metrics.txt").read_text(encoding="utf-8"),
@@ -131,8 +133,8 @@ def _blocks(used: str, capacity: str) -> str:
 
 
 def test_a_branch_taken_otherwise_falls_back_to_normalize() -> None:
-    """TRT-LLM's usage is used/max, and no ratio while max is 0: the program was traced with
-    max 100 and must not divide by a later 0."""
+    """TRT-LLM's usage is used/max, and no ratio while max is 0: the plan was made with max 100
+    and must not divide by a later 0."""
     plan = compile_plan(ADAPTERS[Engine.TRITON])
     cache, layout = SeriesCache(), Layout()
     parse(_blocks("1", "100"), plan.wanted, series=cache, layout=layout)
@@ -141,47 +143,58 @@ def test_a_branch_taken_otherwise_falls_back_to_normalize() -> None:
         families = parse(_blocks(used, capacity), plan.wanted, series=cache, layout=layout)
         result = normalize_parsed(plan, families, layout)
         readings.append((result.available[M.KV_CACHE_USAGE_RATIO], result.series.get(M.KV_CACHE_USAGE_RATIO),
-                         _program_of(layout).run(layout.values) is not None))
+                         _plan_of(layout).run(layout.values) is not None))
     assert readings == [(True, {("tensorrt_llm",): 0.25}, True),
                         (True, None, False),  # the guard (max is not 0) fails: normalize answers
                         (True, {("tensorrt_llm",): 0.25}, True)]
-    assert _program_of(layout).taken == (True,)
+    assert _plan_of(layout).guards == ((1, True),)  # sample 1 (max) was not 0
 
 
-def test_steps_are_written_with_python_precedence() -> None:
-    tracer = _Tracer()
-    a, b, c = (tracer.operand(x) for x in (1.5, 2.0, 4.0))
-    a.source, b.source, c.source = "v[0]", "v[1]", "v[2]"
-    cases = [a - (b - c), (a - b) - c, (a + b) * c, a * b + c, a / (b * c), 0.0 + -1 * a, a * 1 / 1000]
-    assert [(step.source, step.value) for step in cases] == [
-        ("v[0] - (v[1] - v[2])", 3.5), ("v[0] - v[1] - v[2]", -4.5), ("(v[0] + v[1]) * v[2]", 14.0),
-        ("v[0] * v[1] + v[2]", 7.0), ("v[0] / (v[1] * v[2])", 0.1875), ("0.0 + (-1) * v[0]", -1.5),
-        ("v[0] * 1 / 1000", 0.0015)]
-    with pytest.raises(Untraceable):
-        a == b  # noqa: B015 - the comparison itself must refuse
-    with pytest.raises(Untraceable):
-        a + math.inf
+def test_a_plan_is_expressions_over_sample_positions() -> None:
+    """Two ranks of one model: their sum, in payload order, from 0.0 as normalize adds it."""
+    text = ("# TYPE vllm:num_requests_running gauge\n"
+            'vllm:num_requests_running{engine="0",model_name="m"} 2\n'
+            'vllm:num_requests_running{engine="1",model_name="m"} 3\n')
+    plan = compile_plan(ADAPTERS[Engine.VLLM])
+    cache, layout = SeriesCache(), Layout()
+    parse(text, plan.wanted, series=cache, layout=layout)
+    normalize_parsed(plan, parse(text, plan.wanted, series=cache, layout=layout), layout)
+    planned = _plan_of(layout)
+    assert [(shape, [pick(layout.values) for pick in pickers], size) for shape, pickers, size in planned.groups] == [
+        (("+", 0.0, ("+", ("v", 0), ("v", 1))), [(2.0,), (3.0,)], 1)]
+    assert (planned.guards, planned.run((1.5, 2.25)).series) == ((), {M.REQUESTS_RUNNING: {("m",): 3.75}})
 
 
-def test_thousands_of_series_summed_into_one_are_left_to_normalize() -> None:
-    """5,000 data-parallel ranks of one model: one sum too deep to compile; normalize answers."""
+def test_expressions_are_evaluated_in_their_order() -> None:
+    """(a + b) + c is not a + (b + c) in floating point: the plan keeps the order it was given."""
+    columns = [(1e16, 0.5), (1.0, 0.25), (1.0, 0.25)]
+    left = ("+", ("v", 0), ("v", 1), ("v", 2))
+    right = ("+", ("v", 0), ("+", ("v", 1), ("v", 2)))
+    scaled = ("/", ("*", ("v", 0), 3), 10)
+    assert [list(_evaluate(shape, columns, 2)) for shape in (left, right, scaled, 0.0)] == [
+        [1e16, 1.0], [1.0000000000000002e16, 1.0], [3e15, 0.15], [0.0, 0.0]]
+
+
+@pytest.mark.parametrize("ranks", [500, 5000])
+def test_hundreds_of_series_summed_into_one_are_planned_thousands_left_to_normalize(ranks: int) -> None:
+    """Data-parallel ranks of one model: one sum of as many terms, added as normalize adds them;
+    past MAX_TERMS the plan would take quadratic time to make, and normalize answers instead."""
     text = "# TYPE vllm:num_requests_running gauge\n" + "".join(
-        f'vllm:num_requests_running{{engine="{i}",model_name="m"}} {i}\n' for i in range(5000))
+        f'vllm:num_requests_running{{engine="{i}",model_name="m"}} {i / 7!r}\n' for i in range(ranks))
     plan = compile_plan(ADAPTERS[Engine.VLLM])
     cache, layout = SeriesCache(), Layout()
     for _ in range(2):
-        parse(text, plan.wanted, series=cache, layout=layout)
-    with pytest.raises(Untraceable):
-        trace(plan, layout)
-    result = normalize_parsed(plan, parse(text, plan.wanted, series=cache, layout=layout), layout)
-    assert (_program_of(layout), result.series[M.REQUESTS_RUNNING]) == (None, {("m",): float(sum(range(5000)))})
+        families = parse(text, plan.wanted, series=cache, layout=layout)
+    result = normalize_parsed(plan, families, layout)
+    assert (_plan_of(layout) is not None, _comparable(result)) == (ranks <= MAX_TERMS,
+                                                                   _comparable(normalize(plan, families)))
 
 
-def test_replicas_share_one_program() -> None:
+def test_replicas_share_one_plan() -> None:
     text = vllm_payload(2)
     plan = compile_plan(ADAPTERS[Engine.VLLM])
     cache, layouts = SeriesCache(), [Layout(), Layout()]
     for layout in layouts:
         for _ in range(2):
             normalize_parsed(plan, parse(text, plan.wanted, series=cache, layout=layout), layout)
-    assert layouts[0].programs is layouts[1].programs and len(layouts[0].programs) == 1
+    assert layouts[0].plans is layouts[1].plans and len(layouts[0].plans) == 1

@@ -16,6 +16,8 @@ from tests.conftest import GOLDEN
 from tests.engine_server import EngineServer
 from tests.harness import running_exporter
 
+pytestmark = pytest.mark.unit
+
 
 def library(families) -> str:
     return generate_latest(FamilySet(families)).decode("utf-8")
@@ -77,6 +79,7 @@ def test_content_negotiation(accept, openmetrics_only) -> None:
     assert wants_openmetrics_only(accept) is openmetrics_only
 
 
+@pytest.mark.integration  # an engine server and an exporter
 def test_an_openmetrics_only_client_gets_openmetrics() -> None:
     engine = EngineServer()
     engine.serve("/m", "# TYPE vllm:num_requests_running gauge\nvllm:num_requests_running{model_name=\"m\"} 1\n")
@@ -124,18 +127,45 @@ def test_a_render_cache_carried_across_scrapes_writes_the_same_bytes() -> None:
         }, available={M.KV_CACHE_USAGE_RATIO: True})
         return TargetReport("vllm", "t", True, 0.25 * scale, {}, normalized, [M.KV_CACHE_USAGE_RATIO])
 
-    cache = RenderCache(max_lines=30)
-    cache.FULL_RENDERS_BEFORE_RESET = 2
     scrapes = [report(1, {0.1: 1.0, 1.0: 2.0, m.inf: 4.0}), report(2, {0.1: 3.0, 1.0: 5.0, m.inf: 8.0}),
                report(3, {0.1: 3.0, 1.0: 5.0}),  # no +Inf bucket: the count stands in
                report(4, {0.1: 3.0, 0.5: 4.0, 1.0: 5.0, m.inf: 9.0}),  # new bucket bounds
                report(5, {0.1: 3.0, 0.5: 4.0, 1.0: 5.0, m.inf: 9.0}),
                report(6, {0.1: 3.0, 0.5: 4.0, 1.0: 5.0, m.inf: 9.0})]
+    # A line per sample, and "b"'s _count and _sum, which the cache holds though a histogram with a
+    # negative bucket leaves them out.
+    n = _sample_lines(render_text(scrapes[0:1], "v")) + 2
+    cache = RenderCache(max_lines=n + 6)
     lines = []
     for scrape in scrapes:
         assert render_text([scrape], "v", cache=cache) == text_exposition(build_families([scrape], "v"))
         lines.append(cache.lines)
-    # 14 plain lines and two histograms of 3 buckets (each +2 for _count and _sum); then a second
-    # set of bounds for "a"; then a third took it to 35, full: nothing more is added; after two
-    # renders full it starts over, and fills again.
-    assert lines == [24, 24, 29, 35, 0, 25]
+    # Every line of the first scrape; then a second set of bounds for "a" (3 buckets, _count and
+    # _sum); then a third (4 buckets) took it past its bound, full; the next render starts over and
+    # fills it again ("a" now with 4 buckets), and the one after reuses it.
+    assert lines == [n, n, n + 5, n + 11, n + 1, n + 1]
+
+
+def test_a_render_cache_under_label_churn_stays_bounded() -> None:
+    """Label values that change every scrape: the cache fills, takes no more, starts over at the
+    next render; the bytes stay the library's throughout."""
+    from infersight.exporter.normalize import Normalized
+    from infersight.exporter.render import RenderCache, TargetReport, build_families, render_text
+    from infersight.exporter.schema import M
+
+    def report(scrape: int) -> TargetReport:
+        normalized = Normalized(series={M.KV_CACHE_USAGE_RATIO: {(f"m{scrape}-{i}",): i / 4 for i in range(6)}})
+        return TargetReport("vllm", "t", True, 0.25, {}, normalized, [M.KV_CACHE_USAGE_RATIO])
+
+    n = _sample_lines(render_text([report(0)], "v"))  # the target's own lines and 6 new ones per scrape
+    cache = RenderCache(max_lines=n + 4)
+    lines = []
+    for scrape in range(5):
+        assert render_text([report(scrape)], "v", cache=cache) == text_exposition(build_families([report(scrape)], "v"))
+        lines.append(cache.lines)
+    # The second render fills it with 4 of its 6 new lines and leaves 2 out; the third starts over.
+    assert lines == [n, n + 4, n, n + 4, n]
+
+
+def _sample_lines(text: str) -> int:
+    return sum(1 for line in text.splitlines() if not line.startswith("#"))

@@ -1,8 +1,8 @@
 """``infersight bench``: how fast the exporter turns an engine payload into its own exposition.
 
 For each payload it times, in the same process and on one pinned core, the exporter's whole path
-(parse the mapped families, normalize, build the families, render the text format) against
-``prometheus_client.parser`` parsing the same text, and reports samples per second for both.
+(parse the mapped families, normalize, render the text format) against ``prometheus_client.parser``
+parsing the same text, and reports samples per second for both.
 It then runs the real exporter as a separate process, scrapes it repeatedly through HTTP, and
 reads that process's resident memory from /proc.
 """
@@ -276,7 +276,7 @@ def measure_added_latency(text: str, concurrency: int = 4, requests: int = 100, 
     engine = _Engine(text)
     exporter = _Process([f"bench={engine.url}"])
     try:
-        _scrape_times(exporter.url + "/metrics", 1, 10)  # warm: the first scrapes build the layout and program
+        _scrape_times(exporter.url + "/metrics", 1, 10)  # warm: the first scrapes build the layout and its plan
         direct: list[float] = []
         through: list[float] = []
         for _ in range(rounds):
