@@ -10,12 +10,13 @@ library has no ``malloc_trim`` (musl, macOS).
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 
 
 def _load_malloc_trim():
+    # The process's own symbols, libc's among them: no ctypes.util.find_library, which runs
+    # `ldconfig -p` in a subprocess at start-up.
     try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+        return ctypes.CDLL(None).malloc_trim
     except (OSError, AttributeError):
         return None
 

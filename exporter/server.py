@@ -1,9 +1,9 @@
 """The exporter's HTTP endpoint: /metrics, /-/healthy, /-/ready.
 
 Each GET /metrics scrapes every configured target (concurrently, on one asyncio loop running in
-a background thread, which also serves the HTTP) within the scrape timeout Prometheus announces,
-and renders the result. What is fetched comes from the configuration only; the request's path
-and query choose nothing.
+a background thread, on which uvicorn also serves the HTTP: exporter/http_serve.py) within the
+scrape timeout Prometheus announces, and renders the result. What is fetched comes from the
+configuration only; the request's path and query choose nothing.
 """
 
 from __future__ import annotations
@@ -42,6 +42,31 @@ _LANDING_PAGE = """<!doctype html><html><head><title>infersight exporter</title>
 
 
 TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def accepts_gzip(accept_encoding: str | None) -> bool:
+    """Whether an Accept-Encoding header accepts gzip (RFC 9110 12.5.3): listed as ``gzip`` or
+    ``x-gzip``, or covered by ``*``, with a q-value above 0 (``gzip;q=0`` refuses it)."""
+    if not accept_encoding:
+        return False
+    gzip_q = star_q = None
+    for item in accept_encoding.split(","):
+        coding, *parameters = item.split(";")
+        coding = coding.strip().lower()
+        q = 1.0
+        for parameter in parameters:
+            name, _, value = parameter.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0  # a malformed weight accepts nothing
+        if coding in ("gzip", "x-gzip"):
+            gzip_q = max(q, gzip_q or 0.0)
+        elif coding == "*":
+            star_q = q
+    q = gzip_q if gzip_q is not None else star_q
+    return q is not None and q > 0
 
 
 def wants_openmetrics_only(accept: str | None) -> bool:
@@ -157,7 +182,7 @@ class Exporter:
             log.error("scrape did not complete: %r", exc)
             return Response(503, b"scrape did not complete\n")
         extra = {}
-        if "gzip" in headers.get("accept-encoding", ""):
+        if accepts_gzip(headers.get("accept-encoding")):
             # Level 1: fast, the bytes stay on the node. A thousand targets' answer (tens of MB)
             # is compressed off the loop; zlib lets the loop run meanwhile.
             if len(body) > GZIP_IN_THREAD_FROM_BYTES:
@@ -178,10 +203,9 @@ class Exporter:
 
 
 def make_server(exporter: Exporter, listen: str) -> HttpServer:
-    """The exporter's endpoint on ``listen`` (``host:port``, ``[::]:port`` for IPv6), served on the
-    exporter's loop from the moment it is made."""
-    return HttpServer(exporter.loop, listening_socket(listen), exporter.answer, exporter.ssl_context,
-                      f"infersight/{__version__}")
+    """The exporter's endpoint on ``listen`` (``host:port``, ``[::]:port`` for IPv6), served by
+    uvicorn on the exporter's loop from the moment it is made."""
+    return HttpServer(exporter.loop, listening_socket(listen), exporter.answer, exporter.ssl_context)
 
 
 def serve(settings: Settings) -> None:

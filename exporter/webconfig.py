@@ -23,7 +23,6 @@ import threading
 from pathlib import Path
 from typing import Literal
 
-import bcrypt
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
@@ -117,8 +116,13 @@ class BasicAuth:
         self._users = {user: hashed.encode() for user, hashed in users.items()}
         self._accepted: set[bytes] = set()
         self._lock = threading.Lock()
-        # Unknown users are checked against this, so timing does not reveal which users exist.
-        self._decoy = bcrypt.hashpw(b"decoy", bcrypt.gensalt(10)) if users else b""
+        self._decoy = b""
+        if users:  # bcrypt is imported only where it is used (0.4 MiB of a sidecar's memory otherwise)
+            import bcrypt
+
+            self._checkpw = bcrypt.checkpw
+            # Unknown users are checked against this, so timing does not reveal which users exist.
+            self._decoy = bcrypt.hashpw(b"decoy", bcrypt.gensalt(10))
 
     @property
     def enabled(self) -> bool:
@@ -146,7 +150,7 @@ class BasicAuth:
         except (ValueError, UnicodeDecodeError):
             return False
         hashed = self._users.get(user)
-        if not bcrypt.checkpw(password.encode(), hashed or self._decoy) or hashed is None:
+        if not self._checkpw(password.encode(), hashed or self._decoy) or hashed is None:
             return False
         with self._lock:
             if len(self._accepted) > 1000:
