@@ -83,7 +83,7 @@ class Exporter:
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self._in_progress: dict[bool, asyncio.Future] = {}  # answers being rendered, by format (OpenMetrics?)
+        self._in_progress: dict[tuple[bool, float], asyncio.Future] = {}  # answers being rendered: (OpenMetrics?, budget)
         web = load_web_config(settings.web_config_file) if settings.web_config_file else WebConfig()
         self.ssl_context = ssl_context(web)
         self.basic_auth = BasicAuth(web.basic_auth_users)
@@ -122,12 +122,15 @@ class Exporter:
 
     async def exposition(self, accept: str | None, timeout: float) -> tuple[bytes, str]:
         """One scrape's answer. Requests that arrive while another is being answered in the same
-        format share its answer (two Prometheus replicas, a retry): one fetch, one render."""
+        format and with the same budget share its answer (two Prometheus replicas, a retry): one
+        render. A request with a shorter budget (Prometheus beside a curl) gets its own answer,
+        bounded by its own budget; the targets' fetches are still shared (exporter.scraper)."""
         openmetrics = wants_openmetrics_only(accept)
-        answer = self._in_progress.get(openmetrics)
+        key = (openmetrics, timeout)
+        answer = self._in_progress.get(key)
         if answer is None:
-            answer = self._in_progress[openmetrics] = asyncio.ensure_future(self._render(openmetrics, accept, timeout))
-            answer.add_done_callback(lambda done: self._in_progress.pop(openmetrics, None))
+            answer = self._in_progress[key] = asyncio.ensure_future(self._render(openmetrics, accept, timeout))
+            answer.add_done_callback(lambda done: self._in_progress.pop(key, None))
         return await asyncio.shield(answer)
 
     async def _render(self, openmetrics: bool, accept: str | None, timeout: float) -> tuple[bytes, str]:

@@ -149,9 +149,6 @@ def test_a_scrape_that_joins_a_longer_fetch_answers_within_its_own_budget() -> N
     assert 'llm_exporter_scrape_errors_total{engine="vllm",reason="timeout",target="slow"} 1.0' in lines
 
 
-@pytest.mark.xfail(strict=True, reason="exporter/server.py shares a whole answer between scrapes in the same "
-                                       "format whatever their budgets (Exporter.exposition): the second scrape "
-                                       "waits for the first's render")
 def test_a_prometheus_scrape_joining_a_curl_scrape_answers_within_its_own_budget() -> None:
     second, elapsed, _, requests = _joined_scrape("*/*", configured_timeout=3)  # fails in 3 s, not 10
     assert (series(second, "slow"), 0.5 <= elapsed < 1.5, requests) == (
