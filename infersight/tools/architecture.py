@@ -31,7 +31,7 @@ FOLDERS = {
 ALLOWED: dict[str, frozenset[str]] = {
     "schema": frozenset({"root"}),
     "exporter": frozenset({"schema", "root"}),
-    "compare": frozenset({"exporter", "schema"}),
+    "compare": frozenset({"exporter", "schema", "root"}),
     "alerts": frozenset({"exporter", "schema"}),
     "grafana": frozenset({"alerts", "exporter", "schema"}),
     "simulator": frozenset({"compare", "schema"}),

@@ -76,7 +76,10 @@ def ensure_model(folder: Path | None = None) -> Path:
 
 
 def port_free(host: str, port: int) -> bool:
+    """Whether a server could listen on host:port now. SO_REUSEADDR as uvicorn sets it: connections
+    of a killed server left in TIME_WAIT do not hold the port, a listening socket does."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:
@@ -101,6 +104,7 @@ class RealVllm:
     extra_args: list[str] = field(default_factory=list)
     log_path: Path | None = None
     process: subprocess.Popen[bytes] | None = None
+    _log_offset: int = 0  # where this start's output begins in log_path (a restart appends)
 
     @property
     def url(self) -> str:
@@ -122,14 +126,15 @@ class RealVllm:
         model = ensure_model(self.model_dir)
         if self.log_path is None:
             self.log_path = Path(tempfile.mkdtemp(prefix="infersight-vllm-")) / "vllm.log"
-        with self.log_path.open("wb") as log:
+        with self.log_path.open("ab") as log:
+            self._log_offset = log.tell()
             self.process = subprocess.Popen(self.command(model), stdout=log, stderr=subprocess.STDOUT,
                                             env={**os.environ, **VLLM_ENV}, start_new_session=True)
         deadline = time.monotonic() + timeout
         while True:
             if self.process.poll() is not None:
                 raise RealEngineError(f"vLLM exited with {self.process.returncode} while starting; the end of "
-                                      f"{self.log_path}:\n{_tail(self.log_path.read_text(errors='replace'))}")
+                                      f"{self.log_path}:\n{self.log_tail()}")
             try:
                 if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
                     return self
@@ -138,21 +143,43 @@ class RealVllm:
             if time.monotonic() > deadline:
                 self.stop()
                 raise RealEngineError(f"vLLM was not healthy after {timeout:.0f} s; the end of {self.log_path}:\n"
-                                      f"{_tail(self.log_path.read_text(errors='replace'))}")
+                                      f"{self.log_tail()}")
             time.sleep(0.5)
 
+    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        """The last lines this start wrote to the log."""
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        with self.log_path.open("rb") as log:
+            log.seek(self._log_offset)
+            return _tail(log.read().decode(errors="replace"), lines)
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
     def kill(self) -> None:
-        """SIGKILL, as an OOM kill or a node failure would end it."""
+        """SIGKILL to the whole process group (the API server and its engine core), as an OOM kill or
+        a node failure would end it."""
         if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
             self.process.wait()
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 5.0) -> None:
+        """SIGTERM, then SIGKILL after ``grace`` seconds. vLLM stops its engine core at once, but
+        uvicorn then waits for every open connection to close, and a client still waiting for an
+        answer the stopped engine will never give keeps it waiting for good (measured with 24
+        requests in flight; vLLM's own signal handler also ignores a second signal), so the wait is
+        short: by then there is nothing left to shut down cleanly."""
         if self.process is None or self.process.poll() is not None:
             return
-        os.killpg(self.process.pid, signal.SIGTERM)
         try:
-            self.process.wait(timeout=30)
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=grace)
+        except ProcessLookupError:
+            self.process.wait()
         except subprocess.TimeoutExpired:
             self.kill()
 
