@@ -7,6 +7,11 @@ defaults. Nothing else in the exporter reads the environment.
 from __future__ import annotations
 
 import contextvars
+import ipaddress
+import json
+import math
+import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -17,8 +22,6 @@ from pydantic import (
     ConfigDict,
     Field,
     HttpUrl,
-    NonNegativeFloat,
-    PositiveFloat,
     PositiveInt,
     PrivateAttr,
     SecretStr,
@@ -27,7 +30,13 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from infersight.exporter.cost import GPU_PRICES
 from infersight.exporter.schema import Engine, GpuSource
@@ -36,14 +45,39 @@ EngineChoice = Engine | Literal["auto"]
 _yaml_data: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("yaml_data", default=None)
 
 
+FiniteNonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _readable_secret_file(path: Path | None, empty_is_error: bool = False) -> Path | None:
+    """A credentials file must be readable (as UTF-8) when the configuration is loaded, so that a
+    wrong path or mode fails ``--check-config`` and the start, not every scrape. It is still read
+    again at every scrape (mounted secrets rotate). Its content is never echoed."""
+    if path is None:
+        return None
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not UTF-8 text") from None
+    if empty_is_error and not text.strip():
+        raise ValueError(f"{path} is empty")
+    return path
 
 
 class BasicAuth(_Strict):
     username: str
     password: SecretStr | None = None  # prefer password_file, or INFERSIGHT_BASIC_AUTH__PASSWORD
     password_file: Path | None = None
+
+    @field_validator("password_file")
+    @classmethod
+    def _password_file_readable(cls, path: Path | None) -> Path | None:
+        return _readable_secret_file(path)
 
     @model_validator(mode="after")
     def _one_password(self) -> BasicAuth:
@@ -58,6 +92,11 @@ class Auth(_Strict):
     bearer_token: SecretStr | None = None
     bearer_token_file: Path | None = None
     basic_auth: BasicAuth | None = None
+
+    @field_validator("bearer_token_file")
+    @classmethod
+    def _token_file_readable(cls, path: Path | None) -> Path | None:
+        return _readable_secret_file(path, empty_is_error=True)
 
     @model_validator(mode="after")
     def _one_method(self) -> Auth:
@@ -87,8 +126,8 @@ class GpuConfig(_Strict):
 class CostConfig(_Strict):
     gpu_type: str | None = None  # a key of exporter/gpu_prices.yaml, for its dated default price
     gpu_count: PositiveInt = 1
-    gpu_hourly_dollars: NonNegativeFloat | None = None  # overrides the gpu_type price
-    licence_monthly_dollars: NonNegativeFloat = 0.0  # e.g. NVIDIA AI Enterprise; a month is 730 h
+    gpu_hourly_dollars: FiniteNonNegative | None = None  # overrides the gpu_type price
+    licence_monthly_dollars: FiniteNonNegative = 0.0  # e.g. NVIDIA AI Enterprise; a month is 730 h
 
     @model_validator(mode="after")
     def _known_price(self) -> CostConfig:
@@ -168,11 +207,31 @@ def redact_url(url: str) -> str:
                                      fragment=""))
 
 
+_HOST_NAME = re.compile(r"(?!-)[\w-]{1,63}(?<!-)(\.(?!-)[\w-]{1,63}(?<!-))*\.?", re.ASCII)
+
+
 def _listen_address(value: str) -> str:
+    """``HOST:PORT``: HOST empty (every interface), an IPv4 or IPv6 address (``[::]``) or a host
+    name. Whether it can be bound (in use, not this machine's address, unknown name) is known only
+    where the exporter runs: ``infersight exporter`` says so in one line when it starts."""
     host, sep, port = value.rpartition(":")
     if not sep or not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError("expected HOST:PORT, e.g. 0.0.0.0:9400")
+    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not bare:
+        return value
+    try:
+        ipaddress.ip_address(bare)
+        return value
+    except ValueError:
+        pass
+    if ":" in bare or bare != host or not _HOST_NAME.fullmatch(bare) or bare.rstrip(".").replace(".", "").isdigit():
+        raise ValueError(f"{host!r} is not an IP address or host name (expected HOST:PORT, e.g. 0.0.0.0:9400)")
     return value
+
+
+# Client certificate checks that verify the certificate: without client_ca_file nothing can verify.
+_VERIFYING_CLIENT_AUTH = ("RequireAndVerifyClientCert", "VerifyClientCertIfGiven")
 
 
 class Settings(BaseSettings):
@@ -184,7 +243,7 @@ class Settings(BaseSettings):
     engine: EngineChoice = "auto"
     targets: Annotated[list[TargetConfig], Field(min_length=1)]
     listen: str = "0.0.0.0:9400"
-    scrape_timeout_seconds: PositiveFloat = 10.0
+    scrape_timeout_seconds: float = 10.0
     max_body_bytes: PositiveInt = 32 * 1024 * 1024
     max_models: PositiveInt = 100  # per target; the series of further models are dropped and counted
     auth: Auth = Auth()
@@ -198,6 +257,14 @@ class Settings(BaseSettings):
     def _check_listen(cls, value: str) -> str:
         return _listen_address(value)
 
+    @field_validator("scrape_timeout_seconds")
+    @classmethod
+    def _finite_timeout(cls, value: float) -> float:
+        # inf or NaN would never end a scrape: /metrics would never answer.
+        if not math.isfinite(value) or value <= 0:
+            raise ValueError("must be a finite number > 0")
+        return value
+
     @field_validator("web_config_file")
     @classmethod
     def _web_config_loads(cls, path: Path | None) -> Path | None:
@@ -205,9 +272,15 @@ class Settings(BaseSettings):
             from infersight.exporter.webconfig import WebConfigError, load_web_config
 
             try:
-                load_web_config(path)
+                web = load_web_config(path)
             except WebConfigError as exc:
                 raise ValueError(str(exc)) from None
+            except UnicodeDecodeError:
+                raise ValueError(f"{path}: not UTF-8 text") from None
+            tls = web.tls_server_config
+            if tls is not None and tls.client_auth_type in _VERIFYING_CLIENT_AUTH and tls.client_ca_file is None:
+                raise ValueError(f"{path}: tls_server_config: client_auth_type {tls.client_auth_type} needs "
+                                 "client_ca_file (the CA that signed the client certificates)")
         return path
 
     @model_validator(mode="after")
@@ -231,7 +304,7 @@ class Settings(BaseSettings):
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
                                    file_secret_settings) -> tuple[PydanticBaseSettingsSource, ...]:
-        return init_settings, env_settings, _YamlSource(settings_cls)
+        return init_settings, _EnvSource(settings_cls), _YamlSource(settings_cls)
 
     def resolved(self, target: TargetConfig) -> ResolvedTarget:
         return ResolvedTarget(
@@ -259,6 +332,34 @@ class ResolvedTarget(_Strict):
         return str(self.config.url)
 
 
+class _EnvJSONError(ValueError):
+    """An ``INFERSIGHT_*`` variable of a structured setting does not hold JSON."""
+
+    def __init__(self, key: str, value: str, error: json.JSONDecodeError):
+        super().__init__(error.msg)
+        self.key, self.value, self.error = key, value, error
+
+    def variable(self) -> str:
+        """The variable's name as set: the one whose value this is, for this key."""
+        key = self.key.lower()
+        for name, value in sorted(os.environ.items()):
+            lowered = name.lower()
+            if value == self.value and lowered.startswith("infersight_") and (
+                    lowered == f"infersight_{key}" or lowered.endswith(f"__{key}")):
+                return name
+        return f"INFERSIGHT_{self.key.upper()}"
+
+
+class _EnvSource(EnvSettingsSource):
+    """pydantic-settings' environment source, whose JSON errors name the variable."""
+
+    def decode_complex_value(self, field_name: str, field: Any, value: Any) -> Any:
+        try:
+            return super().decode_complex_value(field_name, field, value)
+        except json.JSONDecodeError as exc:
+            raise _EnvJSONError(field_name, value, exc) from None
+
+
 class _YamlSource(PydanticBaseSettingsSource):
     def get_field_value(self, field, field_name):  # pragma: no cover - __call__ does the work
         return None, field_name, False
@@ -280,6 +381,11 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})"]
+                          ) from None
+    except RecursionError:
+        raise ConfigError([f"{path}: invalid YAML: nested too deeply"]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
@@ -302,6 +408,13 @@ def load_settings(flags: dict[str, Any], config_file: Path | None = None) -> Set
         return Settings(**flags)
     except ValidationError as exc:
         raise ConfigError([_describe(error, config_file) for error in exc.errors()]) from None
+    except SettingsError as exc:  # an INFERSIGHT_* variable that cannot be decoded
+        cause = exc.__cause__
+        if isinstance(cause, _EnvJSONError):
+            e = cause.error
+            raise ConfigError([f"{cause.variable()}: invalid JSON: {e.msg} at line {e.lineno} column {e.colno}"]
+                              ) from None
+        raise ConfigError([str(exc)]) from None
     finally:
         _yaml_data.reset(token)
 

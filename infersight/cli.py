@@ -89,6 +89,8 @@ def _target_flag(value: str, model: str | None) -> dict[str, Any]:
 
 
 def _run_exporter(args: argparse.Namespace) -> int:
+    """Configuration errors, and an address that cannot be bound, are one ``error: SETTING: why``
+    line each on stderr and exit code 2 (as argparse's usage errors): never a traceback."""
     from infersight.exporter.settings import ConfigError, load_settings, redact_url
 
     try:
@@ -96,7 +98,7 @@ def _run_exporter(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
-        return 1
+        return 2
     if args.check_config:
         if settings.web_config_file is not None:
             from infersight.exporter.webconfig import load_web_config
@@ -110,11 +112,56 @@ def _run_exporter(args: argparse.Namespace) -> int:
             print(f"ok: target {resolved.name} engine={resolved.engine} url={redact_url(resolved.url)} "
                   f"gpu={resolved.gpu.source.value} auth={'yes' if resolved.auth.configured else 'no'}")
         return 0
+    # Bind once before anything starts, so that an address that cannot be served is one line naming
+    # it. --check-config does not: it runs in CI or beside the running exporter, where the port
+    # says nothing about (or is held by) the exporter that will serve.
+    from infersight.exporter.http_serve import listening_socket
+
+    try:
+        listening_socket(settings.listen).close()
+    except OSError as exc:
+        print(f"error: {_listen_error(settings.listen, exc)}", file=sys.stderr)
+        return 2
     _configure_logging(settings.log_level)
     from infersight.exporter.server import serve
 
-    serve(settings)
+    try:
+        serve(settings)
+    except OSError as exc:  # the address was taken since the check above, or a file went away
+        print(f"error: {_listen_error(settings.listen, exc) if _is_bind_error(exc) else _os_error(exc)}",
+              file=sys.stderr)
+        return 2
     return 0
+
+
+def _is_bind_error(exc: OSError) -> bool:
+    import errno
+    import socket
+
+    return isinstance(exc, socket.gaierror) or exc.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES)
+
+
+def _listen_error(listen: str, exc: OSError) -> str:
+    """``listen: ...`` in words, for an OSError from binding ``listen``."""
+    import errno
+    import socket
+
+    host = listen.rpartition(":")[0] or "*"
+    if isinstance(exc, socket.gaierror):
+        return f"listen: {listen}: cannot resolve {host}"
+    if exc.errno == errno.EADDRINUSE:
+        return f"listen: {listen} is in use"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"listen: {listen}: {host} is not an address of this machine"
+    if exc.errno == errno.EACCES:
+        hint = " (ports below 1024 need privileges)" if int(listen.rpartition(":")[2]) < 1024 else ""
+        return f"listen: {listen}: permission denied{hint}"
+    return f"listen: {listen}: cannot listen: {exc.strerror or exc}"
+
+
+def _os_error(exc: OSError) -> str:
+    where = f" ({exc.filename})" if exc.filename else ""
+    return f"cannot start: {exc.strerror or exc}{where}"
 
 
 def _configure_logging(level: str) -> None:
@@ -284,6 +331,10 @@ def _run_simulate(args: argparse.Namespace) -> int:
     except PortInUse as e:
         print(f"infersight simulate: {e}", file=sys.stderr)
         return 1
+    except (OSError, OverflowError) as e:  # an unknown host, not this machine's address, a port out of range
+        why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        print(f"infersight simulate: cannot listen on {args.host}:{args.port}: {why}", file=sys.stderr)
+        return 1  # as a port in use, here and in real-engine
     _configure_logging("info")
     print(f"simulated {engine.engine} {engine.version} ({profile.name}, model {profile.model_name}) on "
           f"http://{args.host}:{args.port}{engine.format.path}", flush=True)
@@ -410,11 +461,18 @@ def _validate_parser(sub: argparse._SubParsersAction) -> None:
                    help="engine format to drive (repeat; default vllm:0.33, triton:vllm, nim:1.x)")
     p.add_argument("--requests", type=int, default=120, help="requests per engine (default 120)")
     p.add_argument("--concurrency", type=int, default=4, help="concurrent streams (default 4)")
+    p.add_argument("--url", metavar="URL",
+                   help="a running engine's OpenAI API base (e.g. http://127.0.0.1:8000 from `infersight real-engine "
+                        "vllm`) instead of simulated engines; an exporter is started beside it")
+    p.add_argument("--model", help="with --url: the served model (default: the first of /v1/models)")
     p.set_defaults(run=_run_validate)
 
 
 def _run_validate(args: argparse.Namespace) -> int:
-    from infersight.tools.validate import ENGINES, run
+    from infersight.tools.validate import ENGINES, run, run_external
+    if args.url:
+        engine = args.engines[0].split(":", 1)[0] if args.engines else "vllm"
+        return run_external(args.url, engine, args.model, args.requests, args.concurrency)
     engines = [tuple(e.split(":", 1)) for e in args.engines] if args.engines else list(ENGINES)
     return run(engines, args.requests, args.concurrency)  # type: ignore[arg-type]
 

@@ -6,8 +6,9 @@ Semantics (what Prometheus would answer for the same window):
   Prometheus' ``increase`` handles them (a drop means the counter restarted from zero);
 - quantiles are ``histogram_quantile`` over the window's bucket increases (``infersight.quantile``);
 - gauges are averages over the window's samples (``avg_over_time``);
-- GPU utilization and cost belong to a target, so every model row of a target shows the target's;
-  cost per token divides the target's cost by the target's tokens.
+- GPU utilization, cost and energy belong to a target, so every model row of a target shows the
+  target's; cost and energy per token divide the target's dollars and GPU joules (the increase of
+  its GPUs' energy counters) by the target's tokens.
 Embedded mode differs in one way only: Prometheus' ``rate`` extrapolates to the window's edges,
 the embedded source divides by the span between its first and last scrape.
 
@@ -16,6 +17,7 @@ the embedded source divides by the span between its first and last scrape.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import functools
 import io
@@ -24,24 +26,28 @@ import math
 import ssl
 import time
 from collections import defaultdict, deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from infersight.quantile import histogram_quantile
 from infersight.exporter.schema import Label, M, Outcome
 
 if TYPE_CHECKING:
+    import httpx
+
     from infersight.promapi import Reader
 
 COLUMNS = ("engine", "model", "target", "output_tokens_per_second", "input_tokens_per_second", "ttft_p50_seconds",
            "ttft_p99_seconds", "itl_p50_seconds", "itl_p99_seconds", "e2e_p99_seconds", "kv_cache_usage_ratio",
            "gpu_utilization_ratio", "requests_running", "requests_waiting", "error_ratio", "hourly_cost_dollars",
-           "cost_per_million_output_tokens_dollars", "cost_per_million_tokens_dollars")
+           "cost_per_million_output_tokens_dollars", "cost_per_million_tokens_dollars",
+           "energy_per_million_output_tokens_joules")
 
 Row = dict[str, str | float | None]
 LabelSet = tuple[tuple[str, str], ...]
 RowKey = tuple[str, str, str]  # engine, model, target
+T = TypeVar("T")
 
 
 class SourceError(Exception):
@@ -49,6 +55,26 @@ class SourceError(Exception):
 
 
 # --- the embedded source: scrapes of the exporters, kept in memory ---------------------------------
+
+@dataclass(frozen=True)
+class _Failed:
+    """Why one exporter's answer could not be had."""
+
+    reason: str
+
+
+def _run_coroutine(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run ``make()`` to completion on a fresh event loop: in this thread, or in a helper thread
+    when this one already runs a loop (a caller inside async code)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make())
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="infersight-history") as pool:
+        return pool.submit(lambda: asyncio.run(make())).result()
+
 
 @dataclass
 class Snapshot:
@@ -58,14 +84,29 @@ class Snapshot:
 
 
 def parse_snapshot(texts: Iterable[str], at: float) -> Snapshot:
+    series: dict[str, list[tuple[LabelSet, float]]] = defaultdict(list)
+    for text in texts:
+        for name, samples in _parse_exposition(text).items():
+            series[name].extend(samples)
+    return Snapshot(at, dict(series))
+
+
+def _parse_exposition(text: str) -> dict[str, list[tuple[LabelSet, float]]]:
+    """One exporter's answer: sample name -> (labels, value). ValueError if it is not the text format."""
     from prometheus_client.parser import text_string_to_metric_families
 
     series: dict[str, list[tuple[LabelSet, float]]] = defaultdict(list)
-    for text in texts:
-        for family in text_string_to_metric_families(text):
-            for s in family.samples:
-                series[s.name].append((tuple(sorted(s.labels.items())), s.value))
-    return Snapshot(at, dict(series))
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            le = s.labels.get("le")
+            if le is not None and s.name.endswith("_bucket"):
+                try:
+                    float(le)  # the comparison reads bucket bounds as numbers
+                except ValueError:
+                    raise ValueError(f"the bucket bound le={_printable(repr(le), 40)} of {s.name} is not a "
+                                     "number") from None
+            series[s.name].append((tuple(sorted(s.labels.items())), s.value))
+    return series
 
 
 @functools.cache
@@ -75,31 +116,95 @@ def _tls_context() -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
+MAX_SCRAPE_BYTES = 32 * 2**20  # the largest exporter answer read (decompressed), as the exporter's own cap
+_CONNECT_SLACK = 0.05  # seconds: connecting gives up this much before the round's deadline
+
+
+def _printable(text: str, limit: int) -> str:
+    text = "".join(c if c.isprintable() else " " for c in text)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 class History:
     """Scrapes of a set of exporters, at most ``max_age`` seconds old (the UI's and demo's
-    short memory when no Prometheus runs)."""
+    short memory when no Prometheus runs).
 
-    def __init__(self, urls: Sequence[str], max_age: float = 3600.0, timeout: float = 5.0):
+    A scrape asks every exporter at once, all within one deadline of ``timeout`` seconds over
+    everything: connecting, TLS and every byte of every answer. (httpx's own timeouts are per
+    socket operation: an exporter that sends a byte every 2 s never trips them.) An exporter that
+    is down, late or answers something that is not the text format is an entry of the snapshot's
+    ``errors``, never an exception; the others' series are kept."""
+
+    def __init__(self, urls: Sequence[str], max_age: float = 3600.0, timeout: float = 5.0,
+                 max_answer_bytes: int = MAX_SCRAPE_BYTES):
+        if not math.isfinite(timeout) or timeout <= 0:
+            raise ValueError("timeout must be a finite number > 0")
         self.urls = list(urls)
         self.max_age = max_age
         self.timeout = timeout
+        self.max_answer_bytes = max_answer_bytes
         self.snapshots: deque[Snapshot] = deque()
 
     def scrape(self, at: float | None = None) -> Snapshot:
-        import httpx
-
-        texts, errors = [], {}
-        for url in self.urls:
+        answers = _run_coroutine(self._fetch_all)
+        series: dict[str, list[tuple[LabelSet, float]]] = defaultdict(list)
+        errors: dict[str, str] = {}
+        for url, answer in zip(self.urls, answers, strict=True):
+            if isinstance(answer, _Failed):
+                errors[url] = answer.reason
+                continue
             try:
-                response = httpx.get(url, timeout=self.timeout, verify=_tls_context())
-                response.raise_for_status()
-                texts.append(response.text)
-            except httpx.HTTPError as e:
-                errors[url] = f"{type(e).__name__}: {e}"
-        snapshot = parse_snapshot(texts, time.time() if at is None else at)
-        snapshot.errors = errors
+                parsed = _parse_exposition(answer.decode("utf-8"))
+            except UnicodeDecodeError:
+                errors[url] = "the answer is not UTF-8 text"
+                continue
+            except Exception as e:  # noqa: BLE001 - whatever the parser makes of a bad answer is that URL's error
+                errors[url] = f"the answer is not the Prometheus text format ({_printable(str(e), 120)})"
+                continue
+            for name, samples in parsed.items():
+                series[name].extend(samples)
+        snapshot = Snapshot(time.time() if at is None else at, dict(series), errors)
         self.add(snapshot)
         return snapshot
+
+    async def _fetch_all(self) -> list[bytes | _Failed]:
+        import httpx
+
+        deadline = asyncio.get_running_loop().time() + self.timeout
+        # No per-operation timeouts: the round's deadline bounds everything at once.
+        async with httpx.AsyncClient(verify=_tls_context(), follow_redirects=False, timeout=None) as client:
+            answers = await asyncio.gather(*(self._fetch(client, url, deadline) for url in self.urls),
+                                           return_exceptions=True)
+        # Anything _fetch did not foresee is that URL's error too, never the whole round's.
+        return [_Failed(_printable(f"{type(a).__name__}: {a}", 160)) if isinstance(a, BaseException) else a
+                for a in answers]
+
+    async def _fetch(self, client: httpx.AsyncClient, url: str, deadline: float) -> bytes | _Failed:
+        import httpx
+
+        from infersight.promapi import _status_text, _transport_reason
+
+        body = bytearray()
+        late = _Failed(f"no complete answer within {self.timeout:g} s")
+        # Connecting (TCP and TLS) gets its own timeout just before the deadline: httpcore,
+        # cancelled inside a TLS handshake, leaves that socket to the garbage collector.
+        connect = max(deadline - asyncio.get_running_loop().time() - _CONNECT_SLACK, 0.001)
+        try:
+            async with asyncio.timeout_at(deadline), client.stream(
+                    "GET", url, timeout=httpx.Timeout(None, connect=connect)) as response:
+                if not 200 <= response.status_code < 300:
+                    return _Failed(_status_text(response.status_code))
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    if len(body) > self.max_answer_bytes:
+                        return _Failed(f"the answer is larger than {self.max_answer_bytes:,} bytes")
+        except (TimeoutError, httpx.TimeoutException):
+            return late
+        except httpx.HTTPError as e:
+            return _Failed(_transport_reason(e))
+        except (httpx.InvalidURL, OSError) as e:
+            return _Failed(_printable(str(e) or type(e).__name__, 120))
+        return bytes(body)
 
     def add(self, snapshot: Snapshot) -> None:
         self.snapshots.append(snapshot)
@@ -208,6 +313,7 @@ def embedded_rows(window: Sequence[Snapshot]) -> list[Row]:
     waiting = average(M.REQUESTS_WAITING.name)
     gpu = average(M.GPU_UTILIZATION_RATIO.name, _TARGET, combine="mean")
     cost = latest(M.HOURLY_COST_DOLLARS.name, _TARGET)
+    energy = rate(M.GPU_ENERGY_JOULES.name, _TARGET)  # watts: joules per second, all the target's GPUs
 
     keys: set[RowKey] = set()
     for snapshot in window:
@@ -224,7 +330,7 @@ def embedded_rows(window: Sequence[Snapshot]) -> list[Row]:
                          itl.get(key, [None, None]), e2e.get(key, [None])[0], kv.get(key), gpu.get(target),
                          running.get(key), waiting.get(key),
                          _ratio(errors.get(key), finished.get(key)), cost.get(target),
-                         target_tokens_out.get(target), target_tokens_in.get(target)))
+                         target_tokens_out.get(target), target_tokens_in.get(target), energy.get(target)))
     return rows
 
 
@@ -243,15 +349,17 @@ def _clean(value: float | None) -> float | None:
 def _row(key: RowKey, output: float | None, prompt: float | None, ttft: Sequence[float | None],
          itl: Sequence[float | None], e2e_p99: float | None, kv: float | None, gpu: float | None,
          running: float | None, waiting: float | None, error_ratio: float | None, hourly: float | None,
-         target_output: float | None, target_input: float | None) -> Row:
+         target_output: float | None, target_input: float | None, watts: float | None = None) -> Row:
     def per_million(tokens_per_second: float | None) -> float | None:
         if hourly is None or not tokens_per_second:
             return None
         return hourly / (tokens_per_second * 3600) * 1e6
 
     total = None if target_output is None and target_input is None else (target_output or 0) + (target_input or 0)
+    # Joules per second over tokens per second: joules per token, times a million.
+    energy = None if watts is None or not target_output else watts / target_output * 1e6
     values: list[float | None] = [output, prompt, ttft[0], ttft[1], itl[0], itl[1], e2e_p99, kv, gpu, running,
-                                  waiting, error_ratio, hourly, per_million(target_output), per_million(total)]
+                                  waiting, error_ratio, hourly, per_million(target_output), per_million(total), energy]
     row: Row = {"engine": key[0], "model": key[1], "target": key[2]}
     for column, value in zip(COLUMNS[3:], values, strict=True):
         row[column] = _clean(value)
@@ -285,6 +393,7 @@ def promql(window: str) -> dict[str, str]:
         "hourly_cost_dollars": f"max by ({tby}) ({M.HOURLY_COST_DOLLARS.name})",
         "target_output": f"sum by ({tby}) (rate({M.GENERATION_TOKENS.name}[{window}]))",
         "target_input": f"sum by ({tby}) (rate({M.PROMPT_TOKENS.name}[{window}]))",
+        "target_energy": f"sum by ({tby}) (rate({M.GPU_ENERGY_JOULES.name}[{window}]))",
     }
 
 
@@ -307,7 +416,7 @@ def prometheus_rows(url: str, window: str = "5m", timeout: float = 10.0, at: flo
     results: dict[str, dict[tuple[str, ...], float]] = {}
     for column, samples in answers.items():
         group = _TARGET if column in ("gpu_utilization_ratio", "hourly_cost_dollars", "target_output",
-                                      "target_input") else _ROW
+                                      "target_input", "target_energy") else _ROW
         results[column] = {tuple(s.labels.get(g, "") for g in group): s.value for s in samples}
     keys: set[RowKey] = set()
     for column in ("output_tokens_per_second", "requests_running", "finished", "kv_cache_usage_ratio",
@@ -322,7 +431,7 @@ def prometheus_rows(url: str, window: str = "5m", timeout: float = 10.0, at: flo
                          r["e2e_p99_seconds"], r["kv_cache_usage_ratio"], results["gpu_utilization_ratio"].get(target),
                          r["requests_running"], r["requests_waiting"], _ratio(r["errors"], r["finished"]),
                          results["hourly_cost_dollars"].get(target), results["target_output"].get(target),
-                         results["target_input"].get(target)))
+                         results["target_input"].get(target), results["target_energy"].get(target)))
     return rows
 
 
@@ -358,7 +467,8 @@ _TABLE = (("engine", "engine", "{}"), ("model", "model", "{}"), ("target", "targ
           ("e2e_p99_seconds", "e2e p99", "{:.2f}s"), ("kv_cache_usage_ratio", "KV", "%"),
           ("gpu_utilization_ratio", "GPU", "%"), ("requests_waiting", "queue", "{:.1f}"),
           ("error_ratio", "errors", "%2"), ("hourly_cost_dollars", "$/h", "{:.2f}"),
-          ("cost_per_million_output_tokens_dollars", "$/1M out", "{:.2f}"))
+          ("cost_per_million_output_tokens_dollars", "$/1M out", "{:.2f}"),
+          ("energy_per_million_output_tokens_joules", "J/1M out", "{:,.0f}"))
 
 
 def _cell(value: str | float | None, spec: str) -> str:

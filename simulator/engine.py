@@ -4,13 +4,17 @@ format, its faults, and the token streams of the API requests it is serving."""
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import logging
+import math
 import re
 import time
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import InitVar, dataclass
 
 from infersight.simulator.formats import FORMATS, FormatState, dcgm_text
-from infersight.simulator.model import EngineModel, Faults, Request
+from infersight.simulator.model import EngineModel, Faults, FinishReason, Request
 from infersight.simulator.profiles import Profile
 from infersight.simulator.signals import Recorder
 
@@ -21,12 +25,55 @@ DEFAULT_FAULT_VALUES = {"ttft_regression": 1.0, "error_burst": 0.5, "kv_saturati
                         "outage": 0.0, "restart": 0.0}
 FAULT_SYNTAX = re.compile(r"^(?P<kind>[a-z_]+)@(?P<start>\d+(?:\.\d+)?)(?:\+(?P<duration>\d+(?:\.\d+)?))?"
                           r"(?::(?P<value>\d+(?:\.\d+)?))?$")
+MAX_FAULTS = 1000  # faults kept at once (scheduled or active); ended ones are dropped
+MAX_FAULT_SECONDS = 3600.0  # the largest TTFT regression or /metrics delay
+
+# What each kind's value means, and its range: (low, low included, high).
+_VALUE_RANGES: dict[str, tuple[str, float, bool, float]] = {
+    "ttft_regression": ("seconds added to each prefill", 0.0, True, MAX_FAULT_SECONDS),
+    "error_burst": ("the share of requests that fail", 0.0, True, 1.0),
+    "kv_saturation": ("the share of the KV cache left", 0.0, False, 1.0),
+    "slow_metrics": ("the delay of /metrics in seconds", 0.0, True, MAX_FAULT_SECONDS),
+}
+
+
+def check_kind(kind: str) -> str:
+    if kind not in FAULT_KINDS:
+        raise ValueError(f"unknown fault {kind!r}: use one of {', '.join(FAULT_KINDS)}")
+    return kind
+
+
+def check_start(seconds: float) -> float:
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError("must be a finite number >= 0")
+    return seconds
+
+
+def check_duration(seconds: float | None) -> float | None:
+    if seconds is not None and (not math.isfinite(seconds) or seconds <= 0):
+        raise ValueError("must be a finite number > 0 (or absent: until cleared)")
+    return seconds
+
+
+def check_value(kind: str, value: float | None) -> float | None:
+    """``value`` for a fault of ``kind``: None (the default) or a number in the kind's range."""
+    if value is None:
+        return None
+    if kind not in _VALUE_RANGES:
+        raise ValueError(f"{kind} takes no value")
+    meaning, low, low_included, high = _VALUE_RANGES[kind]
+    if not (math.isfinite(value) and (low <= value if low_included else low < value) and value <= high):
+        raise ValueError(f"{kind}'s value is {meaning}: a number {'>=' if low_included else '>'} {low:g} and "
+                         f"<= {high:g}")
+    return value
 
 
 @dataclass
 class Fault:
     """One degradation. ``value``: the TTFT delay (s), the error ratio, the share of the KV cache
-    left, or the /metrics delay (s). ``start``/``end`` are seconds since the engine started."""
+    left, or the /metrics delay (s). ``start``/``end`` are seconds since the engine started.
+    Every field is checked here (finite, in its kind's range): a NaN share of the KV cache would
+    stop the engine's loop."""
 
     kind: str
     start: float = 0.0
@@ -34,8 +81,13 @@ class Fault:
     value: float | None = None
 
     def __post_init__(self) -> None:
-        if self.kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault {self.kind!r}: use one of {', '.join(FAULT_KINDS)}")
+        check_kind(self.kind)
+        for name, check in (("start", check_start), ("duration", check_duration)):
+            try:
+                check(getattr(self, name))
+            except ValueError as e:
+                raise ValueError(f"{self.kind} {name}: {e}") from None
+        check_value(self.kind, self.value)
         if self.value is None:
             self.value = DEFAULT_FAULT_VALUES[self.kind]
 
@@ -51,12 +103,89 @@ class Fault:
         return cls(m.group("kind"), float(m.group("start")), float(duration) if duration else None,
                    float(value) if value else None)
 
+    @property
+    def end(self) -> float:
+        return math.inf if self.duration is None else self.start + self.duration
+
     def active(self, elapsed: float) -> bool:
-        return self.start <= elapsed and (self.duration is None or elapsed < self.start + self.duration)
+        return self.start <= elapsed < self.end
 
     def as_dict(self) -> dict[str, object]:
         return {"kind": self.kind, "start_seconds": self.start, "duration_seconds": self.duration,
                 "value": self.value}
+
+
+class TooManyFaults(ValueError):
+    pass
+
+
+class FaultSchedule:
+    """The faults of an engine, kept in the order they were added. A fault of a kind that is
+    active: the first added among the active ones of that kind.
+
+    Adding a fault, and following the clock, costs O(log n) per fault (heaps of start and end
+    times, a heap per kind of started faults), never a pass over every fault: the engine asks at
+    every step, and a client may post thousands. Faults that ended are dropped."""
+
+    def __init__(self, limit: int = MAX_FAULTS):
+        self.limit = limit
+        self.clear()
+
+    def clear(self) -> None:
+        self._seq = itertools.count()
+        self._kept: dict[int, Fault] = {}  # insertion order
+        self._starts: list[tuple[float, int]] = []  # not yet started
+        self._ends: list[tuple[float, int]] = []  # with a duration
+        self._started: dict[str, list[int]] = {kind: [] for kind in FAULT_KINDS}  # may hold ended ones
+        self._restarts_due: list[Fault] = []
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+    def __iter__(self) -> Iterator[Fault]:
+        return iter(list(self._kept.values()))
+
+    def add(self, fault: Fault, now: float) -> None:
+        self.advance(now)
+        if len(self._kept) >= self.limit:
+            raise TooManyFaults(f"at most {self.limit} faults are kept at once: wait for some to end, or clear "
+                                "them (DELETE /control/faults)")
+        seq = next(self._seq)
+        self._kept[seq] = fault
+        heapq.heappush(self._starts, (fault.start, seq))
+        if fault.duration is not None:
+            heapq.heappush(self._ends, (fault.end, seq))
+        self.advance(now)
+
+    def advance(self, now: float) -> None:
+        """Follow the clock to ``now`` (seconds since the engine started)."""
+        while self._ends and self._ends[0][0] <= now:
+            self._kept.pop(heapq.heappop(self._ends)[1], None)
+        while self._starts and self._starts[0][0] <= now:
+            seq = heapq.heappop(self._starts)[1]
+            fault = self._kept.get(seq)
+            if fault is None:
+                continue  # ended before it was seen to start
+            started = self._started[fault.kind]
+            heapq.heappush(started, seq)
+            if len(started) > 2 * len(self._kept) + 16:  # ended ones not yet at the top: drop them
+                started[:] = [s for s in started if s in self._kept]
+                heapq.heapify(started)
+            if fault.kind == "restart":
+                self._restarts_due.append(fault)
+
+    def active(self, kind: str, now: float) -> Fault | None:
+        self.advance(now)
+        started = self._started[kind]
+        while started and started[0] not in self._kept:
+            heapq.heappop(started)
+        return self._kept[started[0]] if started else None
+
+    def restarts_due(self, now: float) -> list[Fault]:
+        """Restart faults that started since the last call: each restarts the engine once."""
+        self.advance(now)
+        due, self._restarts_due = self._restarts_due, []
+        return due
 
 
 @dataclass
@@ -66,9 +195,9 @@ class SimulatedEngine:
     profile: Profile
     seed: int = 0
     synthetic_load: bool = True
-    faults: list[Fault] = field(default_factory=list)
+    faults: InitVar[list[Fault] | None] = None  # scheduled at start, as --fault gives them
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, faults: list[Fault] | None) -> None:
         if (self.engine, self.version) not in FORMATS:
             known = ", ".join(f"{e} {v}" for e, v in FORMATS)
             raise ValueError(f"no simulator format for {self.engine} {self.version}: known are {known}")
@@ -76,10 +205,15 @@ class SimulatedEngine:
         self.format = self.spec.build(self.profile.max_model_len, self.profile.gpu)
         self.started = time.monotonic()
         self.restarts = 0
-        self._restarted: set[int] = set()
+        self.schedule = FaultSchedule()
+        for fault in faults or ():
+            self.schedule.add(fault, 0.0)
+        # Why the real-time loop stopped, if it did: the engine then answers 503 everywhere but
+        # /control (a real engine whose loop died is down), /health included.
+        self.failure: str | None = None
         self._build()
         self._pending: list[tuple[Request, int, bool]] = []
-        self._streams: dict[int, asyncio.Queue[tuple[int, bool]]] = {}
+        self._streams: dict[int, tuple[Request, asyncio.Queue[tuple[int, bool]]]] = {}
 
     def _build(self) -> None:
         workload = self.profile.workload
@@ -99,27 +233,26 @@ class SimulatedEngine:
         return time.monotonic() - self.started
 
     def active(self, kind: str) -> Fault | None:
-        now = self.elapsed
-        return next((f for f in self.faults if f.kind == kind and f.active(now)), None)
+        return self.schedule.active(kind, self.elapsed)
 
     def add_fault(self, fault: Fault) -> None:
-        self.faults.append(fault)
+        """Schedule ``fault``; TooManyFaults when MAX_FAULTS are kept already."""
+        self.schedule.add(fault, self.elapsed)
 
     def clear_faults(self) -> None:
-        self.faults.clear()
+        self.schedule.clear()
 
     def _apply_faults(self) -> None:
+        now = self.elapsed
+        for _ in self.schedule.restarts_due(now):
+            self.restart()
         f = self.model.faults
-        ttft = self.active("ttft_regression")
+        ttft = self.schedule.active("ttft_regression", now)
         f.ttft_delay_seconds = (ttft.value or 0.0) if ttft else 0.0
-        burst = self.active("error_burst")
+        burst = self.schedule.active("error_burst", now)
         f.error_ratio = burst.value if burst else None
-        kv = self.active("kv_saturation")
+        kv = self.schedule.active("kv_saturation", now)
         f.kv_capacity_ratio = (kv.value or 1.0) if kv else 1.0
-        for fault in self.faults:
-            if fault.kind == "restart" and fault.active(self.elapsed) and id(fault) not in self._restarted:
-                self._restarted.add(id(fault))
-                self.restart()
 
     def restart(self) -> None:
         """As if the engine process restarted: requests in flight fail, counters start from zero."""
@@ -135,6 +268,22 @@ class SimulatedEngine:
     # --- the real-time loop ----------------------------------------------------------------------------
 
     async def run(self) -> None:
+        try:
+            await self._run()
+        except Exception as e:  # noqa: BLE001 - whatever stopped the loop, the engine is down, and says so
+            self._fail(e)
+
+    def _fail(self, error: Exception) -> None:
+        self.failure = f"{type(error).__name__}: {error}"
+        log.error("the engine loop of %s %s stopped: %s", self.engine, self.version, self.failure, exc_info=error)
+        # Its requests will never get another token: they end now, failed, so that no client waits.
+        now = time.monotonic()
+        for request, queue in list(self._streams.values()):
+            if request.finished is None:
+                request.finished, request.finish_reason = now, FinishReason.ERROR
+            queue.put_nowait((request.output_tokens, True))
+
+    async def _run(self) -> None:
         now = time.monotonic()
         while True:
             self._apply_faults()
@@ -156,9 +305,9 @@ class SimulatedEngine:
     def _deliver(self) -> None:
         pending, self._pending = self._pending, []
         for request, tokens, done in pending:
-            queue = self._streams.get(request.id)
-            if queue is not None:
-                queue.put_nowait((tokens, done))
+            stream = self._streams.get(request.id)
+            if stream is not None:
+                stream[1].put_nowait((tokens, done))
 
     # --- API requests ------------------------------------------------------------------------------------
 
@@ -175,7 +324,7 @@ class SimulatedEngine:
         arrival = time.monotonic() if arrival is None else arrival
         request = self.model.submit(arrival, prompt_tokens, max_tokens, listener=listener,
                                     ignore_eos=ignore_eos)
-        self._streams[request.id] = queue
+        self._streams[request.id] = (request, queue)
         return request, queue
 
     def release(self, request: Request) -> None:
@@ -194,10 +343,12 @@ class SimulatedEngine:
 
     def snapshot(self) -> dict[str, object]:
         m = self.model
+        now = self.elapsed
+        self.schedule.advance(now)
+        faults = list(self.schedule)
         return {"engine": self.engine, "version": self.version, "profile": self.profile.name,
                 "model": self.profile.model_name, "metrics_path": self.format.path,
                 "running": len(m.running), "waiting": len(m.waiting), "kv_cache_usage_ratio": m.kv_usage_ratio,
                 "gpu_utilization_ratio": self.recorder.gpu_utilization(), "restarts": self.restarts,
-                "uptime_seconds": round(self.elapsed, 3),
-                "faults": [f.as_dict() for f in self.faults], "active_faults": [
-                    f.kind for f in self.faults if f.active(self.elapsed)]}
+                "uptime_seconds": round(now, 3), "failure": self.failure,
+                "faults": [f.as_dict() for f in faults], "active_faults": [f.kind for f in faults if f.active(now)]}

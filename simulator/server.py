@@ -13,19 +13,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import re
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator, model_validator
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request as HttpRequest
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from infersight.simulator.engine import Fault, SimulatedEngine
+from infersight.simulator.engine import (
+    FAULT_KINDS,
+    Fault,
+    SimulatedEngine,
+    TooManyFaults,
+    check_duration,
+    check_start,
+    check_value,
+)
 from infersight.simulator.model import FinishReason, Request
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -51,6 +61,86 @@ class BadRequest(Exception):
         self.message, self.param, self.status, self.kind = message, param, status, kind
 
 
+MAX_CONTROL_BODY_BYTES = 64 * 1024
+
+
+class FaultBody(BaseModel):
+    """``POST /control/faults``: JSON numbers only (no strings, no booleans), finite and in range."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    kind: Literal[FAULT_KINDS]  # type: ignore[valid-type]
+    delay_seconds: float = 0.0
+    duration_seconds: float | None = None
+    value: float | None = None
+
+    @field_validator("delay_seconds")
+    @classmethod
+    def _delay(cls, seconds: float) -> float:
+        return check_start(seconds)
+
+    @field_validator("duration_seconds")
+    @classmethod
+    def _duration(cls, seconds: float | None) -> float | None:
+        return check_duration(seconds)
+
+    @field_validator("value")
+    @classmethod
+    def _value(cls, value: float | None, info: ValidationInfo) -> float | None:
+        kind = info.data.get("kind")
+        return check_value(kind, value) if kind is not None else value
+
+
+class TruthQuery(BaseModel):
+    """``GET /control/truth``: the last ``window`` seconds, or Unix times ``start`` [.. ``end``]."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    window: float = 60.0
+    start: float | None = None
+    end: float | None = None
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, seconds: float) -> float:
+        if not math.isfinite(seconds) or seconds <= 0:
+            raise ValueError("must be a finite number > 0 (seconds)")
+        return seconds
+
+    @field_validator("start", "end")
+    @classmethod
+    def _time(cls, at: float | None) -> float | None:
+        if at is not None and not math.isfinite(at):
+            raise ValueError("must be a finite number (Unix time)")
+        return at
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TruthQuery:
+        if self.end is not None and self.start is None:
+            raise ValueError("end: needs start")
+        if self.start is not None and self.end is not None and self.end <= self.start:
+            raise ValueError("end: must be after start")
+        return self
+
+
+def control_error(status: int, message: str, field: str | None) -> JSONResponse:
+    return JSONResponse({"error": message, "field": field}, status_code=status)
+
+
+def invalid(error: ValidationError) -> JSONResponse:
+    """400 naming the field (the first problem; ``problems`` lists them all)."""
+    problems = []
+    for e in error.errors():
+        field = ".".join(str(part) for part in e["loc"]) or None
+        message = e["msg"].removeprefix("Value error, ")
+        if field is None and e["type"] == "value_error" and ": " in message:  # a check across fields names its field
+            field, message = message.split(": ", 1)
+        problems.append({"field": field, "message": message})
+    first = problems[0]
+    text = f"{first['field']}: {first['message']}" if first["field"] else first["message"]
+    return JSONResponse({"error": text, "field": first["field"], "problems": problems}, status_code=400)
+
+
 class StampArrival:
     """ASGI middleware: stamp a request when its head reaches the server, before its body is read
     and parsed. Real engines start the clock on receipt too (vLLM's ``arrival_time``), so TTFT and
@@ -70,6 +160,8 @@ def build_app(engine: SimulatedEngine) -> Starlette:
     max_len = engine.profile.max_model_len
 
     def unavailable() -> Response | None:
+        if engine.failure is not None:
+            return PlainTextResponse(f"engine loop stopped ({engine.failure})\n", status_code=503)
         if engine.down:
             return PlainTextResponse("engine unavailable (simulated outage)\n", status_code=503)
         return None
@@ -138,6 +230,8 @@ def build_app(engine: SimulatedEngine) -> Starlette:
         return prompt, max_tokens, stream, include_usage, bool(body.get("ignore_eos", False))
 
     async def complete(http: HttpRequest, chat: bool) -> Response:
+        if engine.failure is not None:
+            return openai_error(503, f"engine loop stopped ({engine.failure})", "ServiceUnavailableError")
         if engine.down:
             return openai_error(503, "engine unavailable (simulated outage)", "ServiceUnavailableError")
         try:
@@ -185,17 +279,26 @@ def build_app(engine: SimulatedEngine) -> Starlette:
         return JSONResponse(engine.snapshot())
 
     async def post_fault(http: HttpRequest) -> Response:
+        """Schedule a fault. The answer is the fault and how many are kept, never the whole list:
+        posting n faults costs O(n) (GET /control/faults lists them)."""
+        body = bytearray()
+        async for chunk in http.stream():
+            body += chunk
+            if len(body) > MAX_CONTROL_BODY_BYTES:
+                return control_error(413, f"the body is larger than {MAX_CONTROL_BODY_BYTES:,} bytes", None)
         try:
-            body = await http.json()
-            fault = Fault(body["kind"], engine.elapsed + float(body.get("delay_seconds", 0)),
-                          None if body.get("duration_seconds") is None else float(body["duration_seconds"]),
-                          None if body.get("value") is None else float(body["value"]))
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-            return JSONResponse({"error": f"bad fault: {e}. Body: {{\"kind\": one of ttft_regression, outage, "
-                                          f"error_burst, kv_saturation, slow_metrics, restart, \"duration_seconds\": "
-                                          f"N, \"value\": X}}"}, status_code=400)
-        engine.add_fault(fault)
-        return JSONResponse(engine.snapshot(), status_code=201)
+            spec = FaultBody.model_validate_json(bytes(body))
+        except ValidationError as e:
+            return invalid(e)
+        try:
+            fault = Fault(spec.kind, engine.elapsed + spec.delay_seconds, spec.duration_seconds, spec.value)
+        except ValueError as e:  # checked above; a start beyond what a float holds would end here
+            return control_error(400, str(e), None)
+        try:
+            engine.add_fault(fault)
+        except TooManyFaults as e:
+            return control_error(429, str(e), None)
+        return JSONResponse({"fault": fault.as_dict(), "faults_kept": len(engine.schedule)}, status_code=201)
 
     async def delete_faults(_: HttpRequest) -> Response:
         engine.clear_faults()
@@ -204,16 +307,16 @@ def build_app(engine: SimulatedEngine) -> Starlette:
     async def truth(http: HttpRequest) -> Response:
         """Ground truth over the last ``window`` seconds (or wall-clock ``start``..``end``): exact, unbucketed."""
         try:
-            now_wall, now_model = time.time(), time.monotonic()
-            if "start" in http.query_params:
-                start = float(http.query_params["start"]) - now_wall + now_model
-                end = float(http.query_params.get("end", now_wall)) - now_wall + now_model
-            else:
-                end = now_model
-                start = end - float(http.query_params.get("window", "60"))
-        except ValueError:
-            return JSONResponse({"error": "window, start and end are numbers (seconds; start/end Unix time)"},
-                                status_code=400)
+            query = TruthQuery.model_validate(dict(http.query_params))
+        except ValidationError as e:
+            return invalid(e)
+        now_wall, now_model = time.time(), time.monotonic()
+        if query.start is not None:
+            start = query.start - now_wall + now_model
+            end = (now_wall if query.end is None else query.end) - now_wall + now_model
+        else:
+            end = now_model
+            start = end - query.window
         return JSONResponse(engine.recorder.ground_truth(start, end))
 
     async def restart(_: HttpRequest) -> Response:

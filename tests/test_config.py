@@ -58,14 +58,14 @@ targets:
 cost: {gpu_type: Z100}
 """)
     result = check_config("--config", str(config))
-    assert result.returncode == 1
+    assert result.returncode == 2  # configuration errors exit 2, as argparse's usage errors (was 1)
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
         f"error: {config}: targets.0.url: Input should be a valid URL, relative URL without a base",
         f"error: {config}: targets.1.gpu: gpu.source=dcgm needs gpu.dcgm_url",
         f"error: {config}: targets.1.urll: Extra inputs are not permitted",
         f"error: {config}: listen: expected HOST:PORT, e.g. 0.0.0.0:9400",
-        f"error: {config}: scrape_timeout_seconds: Input should be greater than 0",
+        f"error: {config}: scrape_timeout_seconds: must be a finite number > 0",
         f"error: {config}: cost: unknown gpu_type 'Z100': give gpu_hourly_dollars or one of A100-40GB, A100-80GB, "
         "H100-80GB-PCIE, H100-80GB-SXM, H200-141GB, L4-24GB, L40S-48GB",
     ]
@@ -76,12 +76,12 @@ def test_check_config_reports_yaml_syntax_errors_with_line_and_column(tmp_path: 
     config.write_text("targets:\n  - url: [unclosed\n")
     result = check_config("--config", str(config))
     assert (result.returncode, result.stderr) == (
-        1, f"error: {config}:3:1: invalid YAML: expected ',' or ']', but got '<stream end>'\n")
+        2, f"error: {config}:3:1: invalid YAML: expected ',' or ']', but got '<stream end>'\n")
 
 
 def test_a_missing_target_is_an_error() -> None:
     result = check_config()
-    assert (result.returncode, result.stderr) == (1, "error: targets: Field required\n")
+    assert (result.returncode, result.stderr) == (2, "error: targets: Field required\n")
 
 
 def test_precedence_flags_over_env_over_yaml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -113,15 +113,15 @@ def test_duplicate_target_names_are_refused() -> None:
 
 def test_secrets_never_appear_in_errors_output_or_logs(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     # A misconfiguration next to an inline secret: the error names the location, not the value.
-    result = check_config("--target", "http://a:8000/metrics", "--bearer-token-file", "/run/token",
+    token_file = tmp_path / "token"
+    token_file.write_text(SECRET + "\n")
+    result = check_config("--target", "http://a:8000/metrics", "--bearer-token-file", str(token_file),
                           env={"INFERSIGHT_AUTH__BEARER_TOKEN": SECRET})
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert SECRET not in result.stdout + result.stderr
     assert result.stderr == "error: auth: give only one of bearer_token, bearer_token_file and basic_auth\n"
 
     # The token reaches the engine as a header and nowhere else: not the exposition, not the logs.
-    token_file = tmp_path / "token"
-    token_file.write_text(SECRET + "\n")
     engine = EngineServer()
     engine.serve("/ok", "# TYPE vllm:num_requests_running gauge\nvllm:num_requests_running{model_name=\"m\"} 1\n")
     engine.serve("/denied", mode="status", status=401)
@@ -152,17 +152,19 @@ def test_a_urls_userinfo_is_the_targets_basic_auth_and_is_never_echoed() -> None
 
 
 def test_a_urls_userinfo_beside_other_auth_is_refused(tmp_path: Path) -> None:
-    top = check_config("--target", "http://alice:secret@a:8000/metrics", "--bearer-token-file", "/run/token")
+    token = tmp_path / "token"  # a readable file: an unreadable one is its own error (test_config_errors)
+    token.write_text("t0ken\n")
+    top = check_config("--target", "http://alice:secret@a:8000/metrics", "--bearer-token-file", str(token))
     assert (top.returncode, top.stdout, top.stderr) == (
-        1, "", "error: (top level): target a:8000: the URL holds user:password and auth is configured too "
+        2, "", "error: (top level): target a:8000: the URL holds user:password and auth is configured too "
                "(top-level auth): give one (the URL's user:password is this target's basic auth)\n")
     config = tmp_path / "exporter.yaml"
     config.write_text("targets:\n"
                       "  - url: http://alice:secret@a:8000/metrics\n"
-                      "    auth: {bearer_token_file: /run/token}\n")
+                      f"    auth: {{bearer_token_file: {token}}}\n")
     own = check_config("--config", str(config))
     assert (own.returncode, own.stdout, own.stderr) == (
-        1, "", f"error: {config}: targets.0: the URL holds user:password and auth is given too: give one "
+        2, "", f"error: {config}: targets.0: the URL holds user:password and auth is given too: give one "
                "(the URL's user:password is this target's basic auth)\n")
 
 

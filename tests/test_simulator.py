@@ -124,7 +124,11 @@ def simulated(engine: str, version: str) -> SimulatedEngine:
 
 # Where the reference is older or trimmed, the differences are listed, each with its reason.
 REFERENCES = {
-    ("vllm", "0.33"): (["generated/vllm_0.33.0_GENERATED_from_source.txt"], set(), set(), {}),
+    # The simulated 0.33 runs with speculative decoding on: its conditional counters (1.3) are extra.
+    ("vllm", "0.33"): (["generated/vllm_0.33.0_GENERATED_from_source.txt"],
+                       {"vllm:spec_decode_num_drafts", "vllm:spec_decode_num_draft_tokens",
+                        "vllm:spec_decode_num_accepted_tokens", "vllm:spec_decode_num_accepted_tokens_per_pos"},
+                       set(), {}),
     ("vllm", "0.10"): (["generated/vllm_0.10.2_GENERATED_from_source.txt"], set(), set(), {}),
     # The only real V0 capture is of the 0.4/0.5 era: 0.6 added the phase histograms and the
     # deprecated queue histogram, dropped best_of, and moved e2e buckets to start at 0.3 s.
@@ -137,8 +141,9 @@ REFERENCES = {
                       {"vllm:cache_config_info": "labels", "vllm:e2e_request_latency_seconds": "buckets"}),
     ("nim", "1.x"): (["nim_datadog-integrations-core.txt"], set(), set(), {}),
     # The SGLang capture is hand-trimmed (one bucket per histogram) and has families we do not model.
-    ("sglang", "0.5"): (["sglang_datadog-integrations-core.txt"], set(),
-                        {"sglang:cache_hit_rate", "sglang:cached_tokens", "sglang:engine_load_weights_time",
+    # It also predates num_aborted_requests_total (in 0.5.23, engine-metrics.md 4.1).
+    ("sglang", "0.5"): (["sglang_datadog-integrations-core.txt"], {"sglang:num_aborted_requests"},
+                        {"sglang:cache_hit_rate", "sglang:engine_load_weights_time",
                          "sglang:engine_startup_time", "sglang:generation_tokens_histogram",
                          "sglang:http_requests_active", "sglang:is_cuda_graph", "sglang:max_total_num_tokens",
                          "sglang:num_retracted_reqs", "sglang:num_used_tokens", "sglang:prompt_tokens_histogram",
@@ -147,10 +152,10 @@ REFERENCES = {
                          "buckets", "sglang:queue_time_seconds": "buckets",
                          "sglang:time_to_first_token_seconds": "buckets"}),
 }
-TRITON_CORE_NOT_MODELLED = {  # response cache, CPU, energy, summaries, compute phases: off or not LLM signals
+TRITON_CORE_NOT_MODELLED = {  # response cache, CPU, summaries, compute phases: off or not LLM signals
     "nv_cache_insertion_duration", "nv_cache_lookup_duration", "nv_cache_num_entries", "nv_cache_num_evictions",
     "nv_cache_num_hits", "nv_cache_num_lookups", "nv_cache_num_misses", "nv_cache_util",
-    "nv_cpu_memory_total_bytes", "nv_cpu_memory_used_bytes", "nv_cpu_utilization", "nv_energy_consumption",
+    "nv_cpu_memory_total_bytes", "nv_cpu_memory_used_bytes", "nv_cpu_utilization",
     "nv_inference_compute_infer_summary_us", "nv_inference_compute_input_duration_us",
     "nv_inference_compute_input_summary_us", "nv_inference_compute_output_duration_us",
     "nv_inference_compute_output_summary_us", "nv_inference_queue_summary_us", "nv_inference_request_summary_us"}
@@ -163,7 +168,18 @@ REFERENCES[("triton", "trtllm")] = (
 
 
 def test_every_format_has_a_reference() -> None:
-    assert set(REFERENCES) | {("triton", "vllm")} == set(FORMATS)
+    assert set(REFERENCES) | {("triton", "vllm"), ("trtllm", "2026")} == set(FORMATS)
+
+
+def test_trtllm_serve_matches_our_fixture_of_its_2026_collector() -> None:
+    """No real trtllm-serve exposition is stored; our fixture follows the collector's family list."""
+    from tests.conftest import OWN_FIXTURES
+
+    reference = shape((OWN_FIXTURES / "trtllm-serve-2026.metrics.txt").read_text(encoding="utf-8"))
+    ours = shape(simulated("trtllm", "2026").metrics_text().decode())
+    assert set(reference) - set(ours) == {"trtllm_kv_cache_hit_rate"}  # a rate gauge the model has no figure for
+    assert set(ours) == set(reference) - {"trtllm_kv_cache_hit_rate"}
+    assert {name: ours[name] for name in ours} == {name: reference[name] for name in ours}
 
 
 @pytest.mark.parametrize("key", list(REFERENCES), ids=[f"{e}-{v}" for e, v in REFERENCES])
@@ -202,7 +218,8 @@ def test_triton_vllm_backend_matches_our_fixture_of_its_readme() -> None:
 @pytest.mark.parametrize(("engine", "version", "unified"),
                          [("vllm", "0.33", Engine.VLLM), ("vllm", "0.10", Engine.VLLM), ("vllm", "0.6", Engine.VLLM),
                           ("nim", "1.x", Engine.NIM), ("triton", "trtllm", Engine.TRITON),
-                          ("triton", "vllm", Engine.TRITON), ("sglang", "0.5", Engine.SGLANG)])
+                          ("triton", "vllm", Engine.TRITON), ("sglang", "0.5", Engine.SGLANG),
+                          ("trtllm", "2026", Engine.TRTLLM)])
 def test_exporter_reads_every_format_to_golden(engine: str, version: str, unified: Engine,
                                                 update_golden: bool) -> None:
     text = simulated(engine, version).metrics_text().decode()
@@ -293,3 +310,82 @@ def test_engines_without_an_error_reason_count_failed_requests_as_aborted(engine
     assert (family, "error") not in samples
     if failure is not None:  # NIM's failures are every finish reason but stop and length
         assert samples[(failure, None)] == samples[(family, "abort")]
+
+
+# --- fault inputs, the fault schedule, a dying engine loop ------------------------------------------
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("kv_saturation", 0.0, None, math.nan),
+     "kv_saturation's value is the share of the KV cache left: a number > 0 and <= 1"),
+    (("kv_saturation", 0.0, None, 0.0),
+     "kv_saturation's value is the share of the KV cache left: a number > 0 and <= 1"),
+    (("error_burst", 0.0, None, 1.5), "error_burst's value is the share of requests that fail: a number >= 0 and <= 1"),
+    (("ttft_regression", 0.0, None, math.inf),
+     "ttft_regression's value is seconds added to each prefill: a number >= 0 and <= 3600"),
+    (("slow_metrics", 0.0, None, -1.0),
+     "slow_metrics's value is the delay of /metrics in seconds: a number >= 0 and <= 3600"),
+    (("outage", 0.0, None, 1.0), "outage takes no value"),
+    (("outage", 0.0, -5.0, None), "outage duration: must be a finite number > 0 (or absent: until cleared)"),
+    (("outage", 0.0, math.nan, None), "outage duration: must be a finite number > 0 (or absent: until cleared)"),
+    (("outage", math.nan, None, None), "outage start: must be a finite number >= 0"),
+    (("meltdown", 0.0, None, None), "unknown fault 'meltdown': use one of ttft_regression, outage, error_burst, "
+                                    "kv_saturation, slow_metrics, restart"),
+])
+def test_a_fault_out_of_its_range_is_refused(args: tuple, message: str) -> None:
+    with pytest.raises(ValueError) as error:
+        Fault(*args)
+    assert str(error.value) == message
+
+
+def test_the_fault_schedule_follows_the_clock() -> None:
+    from infersight.simulator.engine import FaultSchedule, TooManyFaults
+
+    schedule = FaultSchedule(limit=3)
+    first = Fault("ttft_regression", 10.0, 20.0, 1.0)
+    second = Fault("ttft_regression", 5.0, None, 2.0)
+    restart = Fault("restart", 12.0)
+    for fault in (first, second, restart):
+        schedule.add(fault, 0.0)
+    assert (schedule.active("ttft_regression", 4.9), schedule.restarts_due(4.9)) == (None, [])
+    assert schedule.active("ttft_regression", 5.0) is second
+    assert schedule.active("ttft_regression", 10.0) is first  # the first added of the active ones wins
+    assert schedule.restarts_due(12.0) == [restart]
+    assert schedule.restarts_due(13.0) == []  # a restart fault restarts once
+    with pytest.raises(TooManyFaults, match="^at most 3 faults are kept at once"):
+        schedule.add(Fault("outage", 100.0), 13.0)
+    assert schedule.active("ttft_regression", 30.0) is second  # first ended at 30: dropped
+    assert list(schedule) == [second, restart]
+    schedule.add(Fault("outage", 100.0), 30.0)  # room again
+    assert len(schedule) == 3
+    schedule.clear()
+    assert (len(schedule), schedule.active("ttft_regression", 30.0)) == (0, None)
+
+
+def test_faults_reach_the_model_and_end() -> None:
+    sim = SimulatedEngine("vllm", "0.33", PROFILES["small"], synthetic_load=False)
+    sim.add_fault(Fault("kv_saturation", 0.0, 3600.0, 0.25))
+    sim._apply_faults()
+    assert sim.model.faults.kv_capacity_ratio == 0.25
+    assert sim.snapshot()["active_faults"] == ["kv_saturation"]
+    sim.clear_faults()
+    sim._apply_faults()
+    assert (sim.model.faults.kv_capacity_ratio, sim.snapshot()["faults"]) == (1.0, [])
+
+
+def test_an_engine_loop_that_dies_fails_its_requests_and_says_why() -> None:
+    import asyncio
+    from dataclasses import replace
+
+    profile = PROFILES["small"]
+    broken = replace(profile, performance=replace(profile.performance, prefill_tokens_per_second=0.0))
+    sim = SimulatedEngine("vllm", "0.33", broken, synthetic_load=False)
+
+    async def main() -> tuple[int, bool]:
+        request, queue = sim.submit(10, 5, ignore_eos=True)
+        await asyncio.wait_for(sim.run(), 5)  # returns: the loop stopped
+        assert request.finish_reason is FinishReason.ERROR
+        return await asyncio.wait_for(queue.get(), 1)
+
+    assert asyncio.run(main()) == (0, True)  # the client waiting on it hears that it ended
+    assert sim.failure == "ZeroDivisionError: float division by zero"
+    assert sim.snapshot()["failure"] == sim.failure

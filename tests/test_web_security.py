@@ -82,7 +82,7 @@ def test_a_bad_web_config_is_reported_by_check_config(tmp_path: Path, body: str,
     config.write_text(body + "\n")
     result = subprocess.run([*infersight_command(), "exporter", "--check-config", "--target", "http://a:1/metrics",
                              "--web.config.file", str(config)], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 1
+    assert result.returncode == 2
     expected = f"error: web_config_file: {config}: {problem}"
     assert result.stderr == expected + "\n"
     assert "plaintext-password" not in result.stderr
