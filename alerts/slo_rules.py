@@ -35,6 +35,10 @@ ERRORS_RECORD = "slo:sli_errors:rate5m"
 REQUESTS_RECORD = "slo:sli_requests:rate5m"
 
 
+# Signal recording rules, beside the SLOs' (one group, "infersight-signals").
+SPEC_DECODE_ACCEPTANCE_RECORD = "workload:spec_decode_acceptance:ratio_rate5m"
+
+
 def error_ratio_record(window: str) -> str:
     return f"slo:sli_error:ratio_rate{window}"
 
@@ -247,6 +251,19 @@ def _what(slo: Slo) -> str:
     return f"SLO {slo.name}: {slo.objective:.4g} of finished requests succeed over {slo.window}."
 
 
+def _signals_group(time_scale: int, interval: str | None) -> dict:
+    """Recording rules of derived signals: speculative decoding's acceptance ratio per workload
+    (accepted over proposed draft tokens, as vLLM's vllm/v1/spec_decode/metrics.py defines it)."""
+    window = _scaled("5m", time_scale)
+    accepted = f"sum by ({BY_WORKLOAD}) (rate({M.SPEC_DECODE_ACCEPTED_TOKENS.name}[{window}]))"
+    proposed = f"sum by ({BY_WORKLOAD}) (rate({M.SPEC_DECODE_DRAFT_TOKENS.name}[{window}]))"
+    group: dict = {"name": "infersight-signals"}
+    if interval:
+        group["interval"] = interval
+    group["rules"] = [{"record": SPEC_DECODE_ACCEPTANCE_RECORD, "expr": f"{accepted} / ({proposed} > 0)"}]
+    return group
+
+
 class _Dumper(yaml.SafeDumper):
     def ignore_aliases(self, data) -> bool:  # write shared label dicts out, no &id001 anchors
         return True
@@ -263,5 +280,6 @@ def generate(spec: SloSpec, *, spec_path: str = "alerts/slos.yaml", time_scale: 
         header.append(f"# Test build: windows and `for` divided by {time_scale}, interval {interval or 'global'}.")
     header += [f"# {line}" for line in capability_report(spec)]
     groups = [_slo_group(slo, time_scale, interval, runbook_url) for slo in spec.slos]
+    groups.append(_signals_group(time_scale, interval))
     body = yaml.dump({"groups": groups}, Dumper=_Dumper, sort_keys=False, width=1_000_000, allow_unicode=True)
     return "\n".join(header) + "\n" + body

@@ -11,6 +11,12 @@ LIVE_PANELS = (
     ("ttft_p50_seconds", "TTFT p50", "s"), ("ttft_p99_seconds", "TTFT p99", "s"),
     ("itl_p50_seconds", "ITL p50", "s"), ("kv_cache_usage_ratio", "KV-cache usage", "%"),
     ("requests_waiting", "Queue length", ""), ("gpu_utilization_ratio", "GPU utilization", "%"),
+    ("prefill_p50_seconds", "Prefill time p50", "s"), ("decode_p50_seconds", "Decode time p50", "s"),
+    ("spec_decode_acceptance_ratio", "Speculative decoding acceptance", "%"),
+    ("prompt_tokens_cached_ratio", "Prompt tokens from cache", "%"),
+    ("requests_waiting_deferred", "Requests waiting, deferred", ""),
+    ("admission_rejections_per_second", "Admission rejections/s", ""),
+    ("engine_awake_ratio", "Ranks awake", "%"),
 )
 
 

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from infersight.compare import History, Row, SourceError, Snapshot, embedded_rows, parse_duration, prometheus_rows, promql
+from infersight.compare import (History, Row, Snapshot, SourceError, column_queries, embedded_rows, parse_duration,
+                                prometheus_rows)
 from infersight.dashboard.settings import UISettings
 from infersight.promapi import APIError, Reader
 from infersight.exporter.schema import Label, M, Outcome
@@ -22,7 +23,9 @@ from infersight.alerts.slo_spec import Slo, SloSpec
 
 HISTORY_SECONDS = 6 * 3600
 LIVE_COLUMNS = ("output_tokens_per_second", "ttft_p50_seconds", "ttft_p99_seconds", "itl_p50_seconds",
-                "kv_cache_usage_ratio", "requests_waiting", "gpu_utilization_ratio")
+                "kv_cache_usage_ratio", "requests_waiting", "prefill_p50_seconds", "decode_p50_seconds",
+                "spec_decode_acceptance_ratio", "prompt_tokens_cached_ratio", "requests_waiting_deferred",
+                "admission_rejections_per_second", "engine_awake_ratio", "gpu_utilization_ratio")
 
 
 @dataclass
@@ -131,10 +134,10 @@ def embedded_points(snapshots: Sequence[Snapshot], window_seconds: float, step_s
 
 def prometheus_points(url: str, window: str, range_seconds: float, step_seconds: float,
                       connection: Connection = Connection()) -> list[tuple[float, list[Row]]]:
-    """The same columns from Prometheus range queries (PromQL of ``infersight.compare.promql``),
+    """The same columns from Prometheus range queries (PromQL of ``infersight.compare.column_queries``),
     all within one deadline. Raises ``APIError``."""
     end = time.time()
-    queries = promql(window)
+    queries = column_queries(window)  # one query per Live column (14)
     answers = connection.reader().query_range(url, {c: queries[c] for c in LIVE_COLUMNS}, start=end - range_seconds,
                                               end=end, step=step_seconds, timeout=connection.timeout)
     by_time: dict[float, dict[tuple[str, ...], Row]] = {}

@@ -19,6 +19,7 @@ TABLE = (
     ("gpu_utilization_ratio", "GPU util", None), ("requests_waiting", "queue", "low"),
     ("error_ratio", "error ratio", "low"), ("hourly_cost_dollars", "$/h", "low"),
     ("cost_per_million_output_tokens_dollars", "$/1M output", "low"),
+    ("energy_per_million_output_tokens_joules", "J/1M output", "low"),
     ("cost_per_million_tokens_dollars", "$/1M tokens", "low"),
 )
 
@@ -56,8 +57,9 @@ def cost_per_million(hourly: float, tokens_per_second: float | None) -> float | 
 
 def cost_table(rows: Sequence[Row], gpu_count: int, gpu_hourly: float, licence_monthly: dict[str, float],
                best_throughput: dict[str, float | None]) -> pd.DataFrame:
-    """Per engine row: $/h from the inputs, $/1M output tokens now and at the best throughput seen
-    while the TTFT SLO held, and the monthly and yearly cost (730 h a month)."""
+    """Per engine row: $/h from the inputs, $/1M output tokens now (and the GPUs' joules per 1M,
+    measured) and at the best throughput seen while the TTFT SLO held, and the monthly and yearly
+    cost (730 h a month)."""
     records = []
     for row in rows:
         hourly = gpu_count * gpu_hourly + licence_monthly.get(str(row["engine"]), 0.0) / HOURS_PER_MONTH
@@ -66,11 +68,13 @@ def cost_table(rows: Sequence[Row], gpu_count: int, gpu_hourly: float, licence_m
         records.append({
             "engine": row["engine"], "model": row["model"], "target": row["target"], "$/h": hourly,
             "output tok/s now": output, "$/1M output now": cost_per_million(hourly, output),  # type: ignore[arg-type]
+            "J/1M output now": row.get("energy_per_million_output_tokens_joules"),  # the GPUs' measured energy
             "best tok/s within TTFT SLO": best, "$/1M output at best": cost_per_million(hourly, best),
             "$/month": hourly * HOURS_PER_MONTH, "$/year": hourly * HOURS_PER_MONTH * 12,
         })
     frame = pd.DataFrame(records, columns=["engine", "model", "target", "$/h", "output tok/s now", "$/1M output now",
-                                           "best tok/s within TTFT SLO", "$/1M output at best", "$/month", "$/year"])
+                                           "J/1M output now", "best tok/s within TTFT SLO", "$/1M output at best",
+                                           "$/month", "$/year"])
     for column in frame.columns[3:]:
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
     return frame
@@ -111,7 +115,7 @@ def fmt(value: float | None, spec: str = "{:.3g}") -> str:
 COMPARE_FORMATS = {"output tok/s": "{:.0f}", "TTFT p50 (s)": "{:.3f}", "TTFT p99 (s)": "{:.3f}",
                    "ITL p50 (s)": "{:.4f}", "e2e p99 (s)": "{:.2f}", "KV cache": "{:.0%}", "GPU util": "{:.0%}",
                    "queue": "{:.1f}", "error ratio": "{:.2%}", "$/h": "${:.2f}", "$/1M output": "${:.2f}",
-                   "$/1M tokens": "${:.2f}"}
+                   "J/1M output": "{:,.0f}", "$/1M tokens": "${:.2f}"}
 
 
 def display(frame: pd.DataFrame, formats: dict[str, str]) -> pd.DataFrame:
@@ -122,6 +126,7 @@ def display(frame: pd.DataFrame, formats: dict[str, str]) -> pd.DataFrame:
         out[column] = [fmt(v, spec) for v in frame[column]]
     return out
 COST_FORMATS = {"$/h": "${:.2f}", "output tok/s now": "{:.0f}", "$/1M output now": "${:.2f}",
+                "J/1M output now": "{:,.0f}",
                 "best tok/s within TTFT SLO": "{:.0f}", "$/1M output at best": "${:.2f}", "$/month": "${:,.0f}",
                 "$/year": "${:,.0f}"}
 SLO_FORMATS = {"objective": "{:.2%}", "attainment": "{:.3%}", "burn rate": "{:.2f}x", "budget remaining": "{:.1%}"}

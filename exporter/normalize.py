@@ -52,7 +52,8 @@ class Plan:
     adapter: Adapter
     wanted: frozenset[str]  # family names as they may appear in a payload
     canonical: dict[str, str]  # payload family name -> the name rows use
-    # metric -> parts, each part a tuple of alias rows in priority order
+    # metric -> parts, each part a tuple of alias rows in priority order (the rows of one part share
+    # an alternative)
     parts: dict[UnifiedMetric, tuple[tuple[Row, ...], ...]]
     gpu: bool = True  # whether the adapter's GPU rows are in
 
@@ -70,17 +71,22 @@ def compile_plan(adapter: Adapter, *, gpu: bool = True) -> Plan:
         sources.add(row.source)
         if row.count_source:
             sources.add(row.count_source)
+        if row.requires:
+            sources.add(row.requires)
     canonical = {name: name for name in sources}
     for seen_prefix, row_prefix in adapter.prefix_aliases.items():
         for name in sources:
             if name.startswith(row_prefix):
                 canonical[seen_prefix + name[len(row_prefix):]] = name
-    grouped: dict[UnifiedMetric, dict[str, list[Row]]] = defaultdict(lambda: defaultdict(list))
+    grouped: dict[UnifiedMetric, dict[tuple[int, str], list[Row]]] = defaultdict(lambda: defaultdict(list))
     for row in rows:
-        grouped[row.metric][row.part].append(row)
+        grouped[row.metric][(row.alternative, row.part)].append(row)
     parts = {metric: tuple(tuple(rows) for rows in by_part.values()) for metric, by_part in grouped.items()}
     return Plan(adapter, frozenset(canonical), canonical, parts, gpu)
 
+
+# The labels every key function places itself (engine and target come from the exporter).
+_KEYED = frozenset({Label.ENGINE, Label.TARGET, Label.MODEL, Label.OUTCOME, Label.GPU})
 
 _ACCEPTED_TYPES = {
     Kind.GAUGE: ("gauge", "unknown"),
@@ -125,6 +131,8 @@ class _RowReader:
         family = self.index.get(row.source)
         if family is None or family.type not in _ACCEPTED_TYPES[row.source_kind]:
             return None
+        if row.requires is not None and row.requires not in self.index:
+            return None
         return family
 
     def selected(self, row: Row, family: Family) -> list[Sample]:
@@ -133,13 +141,24 @@ class _RowReader:
         patterns = [(label, re.compile(pattern)) for label, pattern in row.where.items()]
         return [s for s in family.samples if all(label in s[1] and p.fullmatch(s[1][label]) for label, p in patterns)]
 
-    def key_of(self, row: Row) -> Callable[[Labels], LabelKey]:
+    def key_of(self, row: Row) -> Callable[[Labels], LabelKey | None]:
         """A function from an engine sample's labels to the row's output key, specialised per row
-        (it runs once per sample)."""
+        (it runs once per sample); None for a sample that belongs to no output series (a GPU
+        series without a GPU label: not a device of this target)."""
         if Label.GPU in row.metric.labels:
             gpu_labels = self.adapter.gpu_labels
-            return lambda labels: (next((labels[g] for g in gpu_labels if g in labels), ""),)
+
+            def gpu_key(labels: Labels) -> LabelKey | None:
+                for g in gpu_labels:
+                    if g in labels:
+                        return (labels[g],)
+                return None
+
+            return gpu_key
         model_label, default = self.adapter.model_label, self.default_model
+        extra = [label for label in row.metric.labels if label not in _KEYED]
+        if extra:
+            return self._generic_key_of(row, extra)
         if Label.OUTCOME in row.metric.labels:
             if row.outcome is not None:
                 fixed = row.outcome.value
@@ -154,6 +173,34 @@ class _RowReader:
         if model_label is None:
             return lambda labels: (default,)
         return lambda labels: (labels.get(model_label, default),)
+
+    def _generic_key_of(self, row: Row, extra: list[Label]) -> Callable[[Labels], LabelKey | None]:
+        """Keys of a metric with labels of its own (e.g. a waiting reason), read as ``row.labels``
+        says; the model first, then the outcome, then the metric's other labels in its order."""
+        model_label, default = self.adapter.model_label, self.default_model
+        engine_labels = [row.labels.get(label.value, label.value) for label in extra]
+        outcome_of: Callable[[Labels], str] | None = None
+        if Label.OUTCOME in row.metric.labels:
+            if row.outcome is not None:
+                fixed = row.outcome.value
+                outcome_of = lambda labels: fixed  # noqa: E731
+            else:
+                outcomes = row.outcomes
+                assert outcomes is not None
+                outcome_of = lambda labels: outcomes.of(labels.get(outcomes.label, "")).value  # noqa: E731
+
+        def key(labels: Labels) -> LabelKey | None:
+            values = [default if model_label is None else labels.get(model_label, default)]
+            if outcome_of is not None:
+                values.append(outcome_of(labels))
+            for name in engine_labels:
+                value = labels.get(name)
+                if value is None:
+                    return None
+                values.append(value)
+            return tuple(values)
+
+        return key
 
     def read(self, row: Row) -> dict[LabelKey, Value] | None:
         """The row's data, or None when the payload lacks the row's family (or its selected series)."""
@@ -171,7 +218,9 @@ class _RowReader:
         out: dict[LabelKey, Value] = {}
         counts: dict[LabelKey, int] = defaultdict(int)
 
-        def put(key: LabelKey, value: Value) -> None:
+        def put(key: LabelKey | None, value: Value) -> None:
+            if key is None:
+                return
             counts[key] += 1
             if key not in out:
                 out[key] = value
@@ -207,7 +256,7 @@ class _RowReader:
         return out
 
 
-def _histograms(row: Row, samples: list[Sample], key_of: Callable[[Labels], LabelKey], multiplier: int,
+def _histograms(row: Row, samples: list[Sample], key_of: Callable[[Labels], LabelKey | None], multiplier: int,
                 divisor: int) -> dict[LabelKey, Histogram]:
     """Histograms per output key. Series that collapse onto one key are merged by adding their
     buckets, sums and counts, so no grouping by the full label set is needed."""
@@ -216,6 +265,8 @@ def _histograms(row: Row, samples: list[Sample], key_of: Callable[[Labels], Labe
     scaled = multiplier != 1 or divisor != 1
     for name, labels, value, _ in samples:
         key = key_of(labels)
+        if key is None:
+            continue
         hist = merged.get(key)
         if hist is None:
             hist = merged[key] = Histogram({}, 0.0, 0.0)
@@ -270,16 +321,17 @@ def normalize(plan: Plan, families: Iterable[Family], model: str | None = None,
     reader = _RowReader(plan, index, model)
     result = Normalized()
     for metric, parts in plan.parts.items():
-        total: dict[LabelKey, Value] = {}
+        totals: dict[int, dict[LabelKey, Value]] = {}  # per alternative
         available = False
         for aliases in parts:
+            total = totals.setdefault(aliases[0].alternative, {})
             chosen: dict[str, Row] = {}  # selection unit (model or gpu) -> first row with data for it
             contributions = []
             for row in aliases:
                 data = reader.read(row)
                 if data is None:
                     continue
-                available = True
+                available = available or row.provides
                 contributions.append((row, data))
                 for key in data:
                     chosen.setdefault(key[0], row)
@@ -288,6 +340,7 @@ def normalize(plan: Plan, families: Iterable[Family], model: str | None = None,
                     if chosen[key[0]] is not row:
                         continue
                     _accumulate(total, key, value, row.sign)
+        total = _first_alternative(totals)
         result.available[metric] = available
         if Label.OUTCOME in metric.labels:
             _zero_missing_outcomes(total)
@@ -296,6 +349,23 @@ def normalize(plan: Plan, families: Iterable[Family], model: str | None = None,
     if max_models is not None:
         _cap_models(result, max_models)
     return result
+
+
+def _first_alternative(totals: dict[int, dict[LabelKey, Value]]) -> dict[LabelKey, Value]:
+    """Per selection unit (model or GPU), the series of the lowest-numbered alternative that has
+    any for it."""
+    if len(totals) == 1:
+        return next(iter(totals.values()))
+    out: dict[LabelKey, Value] = {}
+    claimed: set[str] = set()
+    for alternative in sorted(totals):
+        series = totals[alternative]
+        units = {key[0] for key in series}
+        for key, value in series.items():
+            if key[0] not in claimed:
+                out[key] = value
+        claimed |= units
+    return out
 
 
 def _cap_models(result: Normalized, max_models: int) -> None:

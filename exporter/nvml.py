@@ -49,8 +49,10 @@ class NvmlReader:
     def _read(self, nvml: ModuleType) -> Normalized:
         result = Normalized()
         for metric in GPU_SIGNALS:
-            result.series[metric] = {}
-            result.available[metric] = True
+            if metric is not M.GPU_ENERGY_JOULES:  # only where a device reports it (below)
+                result.series[metric] = {}
+                result.available[metric] = True
+        energy: dict[tuple[str, ...], float] = {}
         for index in range(nvml.nvmlDeviceGetCount()):
             handle = nvml.nvmlDeviceGetHandleByIndex(index)
             uuid = nvml.nvmlDeviceGetUUID(handle)
@@ -63,4 +65,22 @@ class NvmlReader:
             result.series[M.GPU_MEMORY_USED_BYTES][key] = float(memory.used)
             result.series[M.GPU_MEMORY_TOTAL_BYTES][key] = float(memory.total)
             result.series[M.GPU_POWER_WATTS][key] = nvml.nvmlDeviceGetPowerUsage(handle) / 1000  # mW
+            millijoules = _energy_millijoules(nvml, handle)
+            if millijoules is not None:
+                energy[key] = millijoules / 1000
+        if energy:
+            result.series[M.GPU_ENERGY_JOULES] = energy
+            result.available[M.GPU_ENERGY_JOULES] = True
         return result
+
+
+def _energy_millijoules(nvml: ModuleType, handle) -> float | None:
+    """nvmlDeviceGetTotalEnergyConsumption: millijoules since the driver was loaded (nvidia-ml-py
+    returns them as ``c_millijoules``); None where the GPU (pre-Volta) or the binding lacks it."""
+    read = getattr(nvml, "nvmlDeviceGetTotalEnergyConsumption", None)
+    if read is None:
+        return None
+    try:
+        return float(read(handle))
+    except Exception:  # pynvml.NVMLError_NotSupported and kin: this device has no energy counter
+        return None

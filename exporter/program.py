@@ -37,9 +37,9 @@ from dataclasses import dataclass
 from itertools import repeat
 
 from infersight.exporter.adapters.base import Row
-from infersight.exporter.normalize import (Histogram, LabelKey, Normalized, Plan, _cap_models, _index, _matching,
-                                           _RowReader, _seen_models, _value_sample_name, _zero_missing_outcomes,
-                                           normalize)
+from infersight.exporter.normalize import (Histogram, LabelKey, Normalized, Plan, _cap_models, _first_alternative,
+                                           _index, _matching, _RowReader, _seen_models, _value_sample_name,
+                                           _zero_missing_outcomes, normalize)
 from infersight.exporter.parse import (Family, Layout, ParseError, _picker, layout_families, parse,
                                        values_through_layout)
 from infersight.exporter.schema import Combine, Kind, Label
@@ -105,7 +105,9 @@ def _read(reader: _RowReader, row: Row, values: Sequence[float],
     out: dict = {}
     counts: dict[LabelKey, int] = defaultdict(int)
 
-    def put(key: LabelKey, value: Expression | Histogram) -> None:
+    def put(key: LabelKey | None, value: Expression | Histogram) -> None:
+        if key is None:  # normalize: a sample of no output series
+            return
         counts[key] += 1
         if key not in out:
             out[key] = value
@@ -153,6 +155,8 @@ def _histograms(row: Row, samples: list, key_of, multiplier: int, divisor: int) 
     scaled = multiplier != 1 or divisor != 1
     for name, labels, position, _ in samples:
         key = key_of(labels)
+        if key is None:
+            continue
         hist = merged.get(key)
         if hist is None:
             hist = merged[key] = Histogram({}, 0.0, 0.0)
@@ -192,16 +196,17 @@ def _expressions(plan: Plan, families: list[Family], values: Sequence[float], mo
     reader = _RowReader(plan, index, model)
     result = Normalized()
     for metric, parts in plan.parts.items():
-        total: dict = {}
+        totals: dict[int, dict] = {}
         available = False
         for aliases in parts:
+            total = totals.setdefault(aliases[0].alternative, {})
             chosen: dict[str, Row] = {}
             contributions = []
             for row in aliases:
                 data = _read(reader, row, values, guards)
                 if data is None:
                     continue
-                available = True
+                available = available or row.provides
                 contributions.append((row, data))
                 for key in data:
                     chosen.setdefault(key[0], row)
@@ -209,6 +214,7 @@ def _expressions(plan: Plan, families: list[Family], values: Sequence[float], mo
                 for key, value in data.items():
                     if chosen[key[0]] is row:
                         _accumulate(total, key, value, row.sign)
+        total = _first_alternative(totals)
         result.available[metric] = available
         if Label.OUTCOME in metric.labels:
             _zero_missing_outcomes(total)

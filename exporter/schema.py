@@ -33,12 +33,14 @@ class Combine(StrEnum):
 
 
 class Label(StrEnum):
-    ENGINE = "engine"  # vllm|triton|nim|sglang|tgi: 5 values
+    ENGINE = "engine"  # vllm|triton|nim|sglang|tgi|trtllm: 6 values
     MODEL = "model"  # served model name: one per model an engine serves
     TARGET = "target"  # configured name of the scraped endpoint: one per target
     GPU = "gpu"  # GPU UUID: one per device behind the target
-    OUTCOME = "outcome"  # success|error|aborted: 3 values
-    REASON = "reason"  # scrape error reason: 5 values (ScrapeErrorReason)
+    OUTCOME = "outcome"  # success|error|aborted|rejected: 4 values
+    # scrape error reason: 6 values (ScrapeErrorReason); on llm_requests_waiting_by_reason, why a
+    # request waits: capacity|deferred (vLLM's own two values)
+    REASON = "reason"
     SIGNAL = "signal"  # a unified metric name: one per engine signal in this schema
     SOURCE = "source"  # GPU source kind: engine|dcgm|nvml
     VERSION = "version"  # infersight version, on the build-info series only
@@ -50,6 +52,7 @@ class Engine(StrEnum):
     NIM = "nim"
     SGLANG = "sglang"
     TGI = "tgi"
+    TRTLLM = "trtllm"  # TensorRT-LLM's own server, trtllm-serve (Triton's TensorRT-LLM backend is "triton")
 
 
 # The engine label of an --engine auto target whose engine has not been recognised yet.
@@ -57,9 +60,13 @@ UNDETECTED_ENGINE = "unknown"
 
 
 class Outcome(StrEnum):
-    SUCCESS = "success"
-    ERROR = "error"
-    ABORTED = "aborted"
+    """How a request ended, the same on every engine. ``error`` is the server's failure only, so
+    that error ratios and availability SLOs (success / success + error) compare across engines."""
+
+    SUCCESS = "success"  # the engine finished it (stop, length, ...)
+    ERROR = "error"  # the server failed it (engine error, 5xx)
+    ABORTED = "aborted"  # the client went away (cancelled, disconnected)
+    REJECTED = "rejected"  # refused before it ran: an invalid request (4xx, validation) or an admission limit
 
 
 class ScrapeErrorReason(StrEnum):
@@ -101,8 +108,8 @@ def _signal(name: str, kind: Kind, help: str, *extra: Label, combine: Combine = 
     return UnifiedMetric(name, kind, help, _ENGINE_LABELS + extra, combine, engine_signal=True)
 
 
-def _gpu(name: str, help: str, combine: Combine = Combine.SUM) -> UnifiedMetric:
-    return UnifiedMetric(name, Kind.GAUGE, help, _GPU_LABELS, combine, engine_signal=True)
+def _gpu(name: str, help: str, combine: Combine = Combine.SUM, kind: Kind = Kind.GAUGE) -> UnifiedMetric:
+    return UnifiedMetric(name, kind, help, _GPU_LABELS, combine, engine_signal=True)
 
 
 class M:
@@ -112,6 +119,14 @@ class M:
         "llm_requests_running", Kind.GAUGE, "Requests being prefilled or decoded now.")
     REQUESTS_WAITING = _signal(
         "llm_requests_waiting", Kind.GAUGE, "Requests waiting to be scheduled (queue length).")
+    REQUESTS_WAITING_BY_REASON = _signal(
+        "llm_requests_waiting_by_reason", Kind.GAUGE,
+        "Waiting requests by why they wait: capacity (no room in the batch or KV cache) or deferred (held by a "
+        "transient constraint: LoRA budget, KV transfer); the reasons sum to llm_requests_waiting.", Label.REASON)
+    ENGINE_AWAKE_RATIO = _signal(
+        "llm_engine_awake_ratio", Kind.GAUGE,
+        "Share of the engine's ranks that are awake, 0 to 1 (0: asleep, weights offloaded or discarded).",
+        combine=Combine.MEAN)
     KV_CACHE_USAGE_RATIO = _signal(
         "llm_kv_cache_usage_ratio", Kind.GAUGE, "Fraction of the KV cache in use, 0 to 1.",
         combine=Combine.MEAN)
@@ -120,13 +135,29 @@ class M:
     GENERATION_TOKENS = _signal(
         "llm_generation_tokens_total", Kind.COUNTER, "Generated (output) tokens.")
     REQUESTS = _signal(
-        "llm_requests_total", Kind.COUNTER, "Finished requests by outcome.", Label.OUTCOME)
+        "llm_requests_total", Kind.COUNTER,
+        "Finished requests by outcome: success; error (the server failed it); aborted (the client went away); "
+        "rejected (refused before it ran: an invalid request, a 4xx, an admission limit). Error ratios and "
+        "availability read success and error only.", Label.OUTCOME)
+    ADMISSION_REJECTIONS = _signal(
+        "llm_admission_rejections_total", Kind.COUNTER, "Requests refused by a queue or admission limit.")
     PREEMPTIONS = _signal(
         "llm_preemptions_total", Kind.COUNTER, "Requests preempted or retracted by the scheduler.")
     PREFIX_CACHE_QUERIES = _signal(
         "llm_prefix_cache_queries_total", Kind.COUNTER, "Prompt tokens looked up in the prefix cache.")
     PREFIX_CACHE_HITS = _signal(
         "llm_prefix_cache_hits_total", Kind.COUNTER, "Prompt tokens found in the prefix cache.")
+    PROMPT_TOKENS_CACHED = _signal(
+        "llm_prompt_tokens_cached_total", Kind.COUNTER,
+        "Prompt tokens served from a cache instead of computed: the GPU's prefix cache, offloaded tiers (host, "
+        "disk) or another instance (KV connector).")
+    SPEC_DECODE_DRAFTS = _signal(
+        "llm_spec_decode_drafts_total", Kind.COUNTER, "Speculative decoding: drafts proposed.")
+    SPEC_DECODE_DRAFT_TOKENS = _signal(
+        "llm_spec_decode_draft_tokens_total", Kind.COUNTER, "Speculative decoding: draft tokens proposed.")
+    SPEC_DECODE_ACCEPTED_TOKENS = _signal(
+        "llm_spec_decode_accepted_tokens_total", Kind.COUNTER,
+        "Speculative decoding: draft tokens accepted (acceptance ratio = accepted / draft tokens).")
     TIME_TO_FIRST_TOKEN = _signal(
         "llm_time_to_first_token_seconds", Kind.HISTOGRAM, "Time from request arrival to the first output token.")
     INTER_TOKEN_LATENCY = _signal(
@@ -138,12 +169,20 @@ class M:
         "llm_request_duration_seconds", Kind.HISTOGRAM, "End-to-end request latency.")
     REQUEST_QUEUE = _signal(
         "llm_request_queue_seconds", Kind.HISTOGRAM, "Time a request waited before it was scheduled.")
+    REQUEST_PREFILL = _signal(
+        "llm_request_prefill_seconds", Kind.HISTOGRAM,
+        "Time from a request's scheduling to its first token (its prefill).")
+    REQUEST_DECODE = _signal(
+        "llm_request_decode_seconds", Kind.HISTOGRAM, "Time from a request's first token to its last (its decode).")
 
     GPU_UTILIZATION_RATIO = _gpu(
         "llm_gpu_utilization_ratio", "Fraction of time the GPU was busy, 0 to 1.", Combine.MEAN)
     GPU_MEMORY_USED_BYTES = _gpu("llm_gpu_memory_used_bytes", "GPU memory in use.")
     GPU_MEMORY_TOTAL_BYTES = _gpu("llm_gpu_memory_total_bytes", "GPU memory installed.")
     GPU_POWER_WATTS = _gpu("llm_gpu_power_watts", "GPU power draw.")
+    GPU_ENERGY_JOULES = _gpu(
+        "llm_gpu_energy_joules_total", "GPU energy consumed since the source's counter started (boot, driver "
+        "load or server start).", kind=Kind.COUNTER)
 
     HOURLY_COST_DOLLARS = UnifiedMetric(
         "llm_hourly_cost_dollars", Kind.GAUGE,
@@ -161,7 +200,8 @@ class M:
         _TARGET_LABELS + (Label.REASON,))
     EXPORTER_SIGNAL_AVAILABLE = UnifiedMetric(
         "llm_exporter_signal_available", Kind.GAUGE,
-        "1 if the target's last scrape provided the unified signal, else 0 (a renamed or disabled engine metric).",
+        "1 if the target's last scrape provided the unified signal, else 0: a renamed or disabled engine metric, "
+        "or one the engine does not export at all (every engine signal of the schema is listed).",
         _TARGET_LABELS + (Label.SIGNAL,))
     EXPORTER_GPU_SOURCE_UP = UnifiedMetric(
         "llm_exporter_gpu_source_up", Kind.GAUGE, "1 if the target's GPU source answered the last scrape, else 0.",
@@ -181,7 +221,7 @@ GPU_SIGNALS: tuple[UnifiedMetric, ...] = tuple(m for m in ENGINE_SIGNALS if Labe
 BY_NAME: dict[str, UnifiedMetric] = {m.name: m for m in CATALOGUE}
 
 _NAME_RE = re.compile(r"llm_[a-z0-9_]+")
-_UNIT_SUFFIXES = ("_seconds", "_bytes", "_watts", "_dollars", "_ratio", "_total")
+_UNIT_SUFFIXES = ("_seconds", "_bytes", "_watts", "_joules_total", "_dollars", "_ratio", "_total")
 
 
 def check_catalogue(catalogue: tuple[UnifiedMetric, ...] = CATALOGUE) -> list[str]:

@@ -15,7 +15,7 @@ from collections import Counter
 from pathlib import Path
 
 
-from infersight.exporter.adapters import ADAPTERS, DCGM, detect_engine
+from infersight.exporter.adapters import ADAPTERS, DCGM, detect
 from infersight.exporter.cost import hourly_cost_dollars
 from infersight.exporter.fetch import Credentials, FetchClient, Payload, ScrapeError, fetch
 from infersight.exporter.normalize import Normalized, Plan, compile_plan, normalize
@@ -23,7 +23,8 @@ from infersight.exporter.nvml import NvmlReader, NvmlUnavailable
 from infersight.exporter.parse import Family, Layout, ParseError, SeriesCache, parse
 from infersight.exporter.program import parse_and_normalize
 from infersight.exporter.render import TargetReport
-from infersight.exporter.schema import GPU_SIGNALS, UNDETECTED_ENGINE, Engine, GpuSource, ScrapeErrorReason, UnifiedMetric
+from infersight.exporter.schema import (ENGINE_SIGNALS, UNDETECTED_ENGINE, Engine, GpuSource, Kind, Label,
+                                        ScrapeErrorReason, UnifiedMetric)
 from infersight.exporter.settings import Auth, ResolvedTarget
 
 log = logging.getLogger("infersight.exporter")
@@ -57,6 +58,43 @@ def _only_devices(families: list[Family], devices: frozenset[str]) -> list[Famil
             for f in families]
 
 
+class MonotonicGuard:
+    """Keeps counters that an adapter computes with a subtraction from going down.
+
+    SGLang's successes are its finished requests minus its aborted ones, and SGLang counts an
+    abort per abort call rather than per request: the difference can shrink (or fall below 0)
+    while nothing was reset, which Prometheus would read as a counter reset and a burst. Each
+    such series is held at its highest value (and at least 0) until the target really restarts:
+    the sum of the metric's series for the model (here, the finished requests) goes down."""
+
+    def __init__(self, plan: Plan):
+        self.metrics = tuple(metric for metric, parts in plan.parts.items() if metric.kind is Kind.COUNTER
+                             and any(row.sign < 0 for aliases in parts for row in aliases))
+        self.highest: dict[tuple[UnifiedMetric, tuple[str, ...]], float] = {}
+        self.totals: dict[tuple[UnifiedMetric, str], float] = {}
+
+    def apply(self, normalized: Normalized) -> None:
+        for metric in self.metrics:
+            series = normalized.series.get(metric)
+            if not series:
+                continue
+            totals: dict[str, float] = {}
+            for key, value in series.items():
+                totals[key[0]] = totals.get(key[0], 0.0) + value  # type: ignore[operator]
+            for unit, total in totals.items():
+                if total < self.totals.get((metric, unit), 0.0):  # a restart: start over
+                    for key in [k for k in self.highest if k[0] is metric and k[1][0] == unit]:
+                        del self.highest[key]
+                self.totals[(metric, unit)] = total
+            for key, value in series.items():
+                if value != value:  # NaN passes through
+                    continue
+                floor = self.highest.get((metric, key), 0.0)
+                if value < floor:  # type: ignore[operator]
+                    series[key] = value = floor
+                self.highest[(metric, key)] = value  # type: ignore[assignment]
+
+
 class TargetScraper:
     def __init__(self, target: ResolvedTarget, max_body_bytes: int,
                  caches: dict[Engine | None, SeriesCache] | None = None, max_models: int = 100,
@@ -72,6 +110,8 @@ class TargetScraper:
         self.errors: Counter[ScrapeErrorReason] = Counter()
         self.engine: Engine | None = None if target.engine == "auto" else Engine(target.engine)
         self.plan: Plan | None = self._plan(self.engine) if self.engine else None
+        self.guard: MonotonicGuard | None = MonotonicGuard(self.plan) if self.plan else None
+        self._model_warned = False
         # Known series, shared by the targets of one engine (None: dcgm-exporter); see exporter.parse.
         self._caches = caches if caches is not None else {}
         self.nvml = NvmlReader(target.gpu.devices) if target.gpu.source is GpuSource.NVML else None
@@ -90,12 +130,9 @@ class TargetScraper:
         return self.engine.value if self.engine else UNDETECTED_ENGINE
 
     def signals(self) -> list[UnifiedMetric]:
-        expected = list(self.plan.parts) if self.plan else []
-        if self.target.gpu.source is GpuSource.DCGM:
-            expected += list(_DCGM_PLAN.parts)
-        elif self.target.gpu.source is GpuSource.NVML:
-            expected += list(GPU_SIGNALS)
-        return expected
+        """Every engine signal of the schema, once the engine is known: each gets a 1 or a 0, so a
+        signal an engine cannot provide at all (TGI's TTFT) counts as missing, as a renamed one does."""
+        return list(ENGINE_SIGNALS) if self.plan else []
 
     async def scrape(self, client: FetchClient, timeout: float) -> TargetReport:
         """Join a scrape of this target that is already running, else start one.
@@ -137,11 +174,14 @@ class TargetScraper:
     def ingest(self, payload: Payload) -> Normalized:
         """Parse and normalize one engine payload (detecting the engine first if needed)."""
         if self.plan is None:
-            engine = detect_engine(payload.text)
+            detection = detect(payload.text)
+            engine = detection.engine
             if engine is None:
                 raise ScrapeError(ScrapeErrorReason.PARSE, "no known engine's metrics in the payload (set --engine)")
-            log.info("detected engine=%s target=%s", engine.value, self.target.name)
+            log.info("detected engine=%s target=%s families_known=%r", engine.value, self.target.name,
+                     detection.reason())
             self.engine, self.plan = engine, self._plan(engine)
+            self.guard = MonotonicGuard(self.plan)
         try:
             normalized = parse_and_normalize(payload.text, self.plan, openmetrics=payload.openmetrics,
                                              series=self._caches.setdefault(self.engine, SeriesCache()),
@@ -149,12 +189,25 @@ class TargetScraper:
                                              max_models=self.max_models)
         except ParseError as exc:
             raise ScrapeError(ScrapeErrorReason.PARSE, str(exc)) from None
+        if self.guard is not None and self.guard.metrics:
+            self.guard.apply(normalized)
+        if not self._model_warned and self.target.config.model is None:
+            self._warn_if_no_model(normalized)
         if normalized.dropped_series:
             if not self.dropped_series:
                 log.warning("too many models engine=%s target=%s max_models=%d dropped_series=%d",
                             self.engine_label, self.target.name, self.max_models, normalized.dropped_series)
             self.dropped_series += normalized.dropped_series
         return normalized
+
+    def _warn_if_no_model(self, normalized: Normalized) -> None:
+        """Once per target: series whose model the payload does not name and no --model gives."""
+        for metric, series in normalized.series.items():
+            if Label.MODEL in metric.labels and any(key[0] == "" for key in series):
+                self._model_warned = True
+                log.warning("model unknown engine=%s target=%s: the engine's metrics name no model; series carry "
+                            "model=\"\" (set the target's model, --model)", self.engine_label, self.target.name)
+                return
 
     def report(self, normalized: Normalized | None, failure: ScrapeError | None, duration: float,
                gpu_up: bool | None = None, gpu: Normalized | None = None) -> TargetReport:

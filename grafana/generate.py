@@ -59,6 +59,7 @@ from infersight.alerts.slo_rules import (
     ERRORS_RECORD,
     OBJECTIVE_RECORD,
     REQUESTS_RECORD,
+    SPEC_DECODE_ACCEPTANCE_RECORD,
     WINDOWS,
     burn_rate_record,
     error_ratio_record,
@@ -241,6 +242,12 @@ SERVING = f"on (cluster, namespace, engine, target) group by (cluster, namespace
 COST_PER_MILLION_OUTPUT = (
     f"sum by (cluster, namespace, engine) ({M.HOURLY_COST_DOLLARS.name}{{{SEL_TARGET}}} and {SERVING}) / 3600 * 1e6"
     f" / (sum by (cluster, namespace, engine) ({_rate(M.GENERATION_TOKENS, SEL_TARGET)} and {SERVING}) > 0)")
+# The GPUs' energy (joules per second: watts, from the energy counters) over the same targets' output tokens.
+ENERGY_PER_MILLION_OUTPUT = (
+    f"sum by (cluster, namespace, engine) ({_rate(M.GPU_ENERGY_JOULES, SEL_TARGET)} and {SERVING}) * 1e6"
+    f" / (sum by (cluster, namespace, engine) ({_rate(M.GENERATION_TOKENS, SEL_TARGET)} and {SERVING}) > 0)")
+SPEC_DECODE_ACCEPTANCE = (f"sum by ({WORKLOAD}) ({_rate(M.SPEC_DECODE_ACCEPTED_TOKENS)})"
+                          f" / (sum by ({WORKLOAD}) ({_rate(M.SPEC_DECODE_DRAFT_TOKENS)}) > 0)")
 
 
 def _stat_row(board: dashboard.Dashboard) -> dashboard.Dashboard:
@@ -316,12 +323,18 @@ def comparison() -> dashboard.Dashboard:
            f"Queued requests by workload ({M.REQUESTS_WAITING.name}).", width=8, steps=[("green", None), ("orange", 50)],
            lines=True),
         ts("Error ratio", "percentunit", [Query(ERROR_RATIO, LEGEND_WORKLOAD)],
-           f"Errors among finished requests by workload ({M.REQUESTS.name}).", width=12, steps=ERROR_STEPS,
-           lines=True, ratio=True),
+           f"Server errors among requests that ran (outcome error / success + error, {M.REQUESTS.name}); rejected "
+           "(invalid, 4xx, admission) and aborted requests are left out, the same on every engine.", width=8,
+           steps=ERROR_STEPS, lines=True, ratio=True),
         ts("$ per 1M output tokens", "currencyUSD", [Query(COST_PER_MILLION_OUTPUT, "{{namespace}} {{engine}}")],
            f"Hourly cost of the targets serving the chosen models ({M.HOURLY_COST_DOLLARS.name}) over their output "
-           f"tokens ({M.GENERATION_TOKENS.name}); LLMCostPerMillionOutputTokensHigh above $10.", width=12,
+           f"tokens ({M.GENERATION_TOKENS.name}); LLMCostPerMillionOutputTokensHigh above $10.", width=8,
            steps=[("green", None), ("orange", 10)], lines=True),
+        ts("GPU joules per 1M output tokens", "joule", [Query(ENERGY_PER_MILLION_OUTPUT, "{{namespace}} {{engine}}")],
+           f"Energy the GPUs of the targets serving the chosen models used ({M.GPU_ENERGY_JOULES.name}: dcgm-exporter, "
+           f"Triton or NVML energy counters through the exporter) over their output tokens "
+           f"({M.GENERATION_TOKENS.name}); beside $ per 1M. No data where no GPU energy source is configured.",
+           width=8),
     ]
     for panel in panels:
         board = board.with_panel(panel)
@@ -338,7 +351,9 @@ def detail() -> dashboard.Dashboard:
                                  (M.INTER_TOKEN_LATENCY, "Inter-token latency", ITL_STEPS),
                                  (M.TIME_PER_OUTPUT_TOKEN, "Time per output token (TPOT)", GOOD),
                                  (M.REQUEST_DURATION, "End-to-end latency", GOOD),
-                                 (M.REQUEST_QUEUE, "Queue time", GOOD)):
+                                 (M.REQUEST_QUEUE, "Queue time", GOOD),
+                                 (M.REQUEST_PREFILL, "Prefill time", GOOD),
+                                 (M.REQUEST_DECODE, "Decode time", GOOD)):
         board = board.with_panel(ts(f"{title} p50 / p90 / p99 / mean", "s", _latency(metric),
                                     f"{metric.help.rstrip('.')} ({metric.name}); the mean from _sum/_count stays "
                                     "real where an engine exports only +Inf buckets (Triton core).",
@@ -364,6 +379,21 @@ def detail() -> dashboard.Dashboard:
         Query(f"sum by ({WORKLOAD}) ({_rate(M.PREEMPTIONS)})", LEGEND_WORKLOAD)],
         f"Requests preempted per second ({M.PREEMPTIONS.name}); LLMPreemptionStorm above 1/s per replica.", width=8,
         steps=[("green", None), ("red", 1)], lines=True))
+    board = board.with_panel(ts("Requests waiting by reason", "short", [
+        Query(f"sum by ({WORKLOAD}, reason) ({M.REQUESTS_WAITING_BY_REASON.name}{{{SEL}}})",
+              "{{reason}} " + LEGEND_WORKLOAD)],
+        f"Why requests wait ({M.REQUESTS_WAITING_BY_REASON.name}): capacity (the batch or KV cache is full: scale "
+        "out) or deferred (LoRA budget, KV transfer: fix the constraint). vLLM 0.21+ only.", width=8, stacked=True))
+    board = board.with_panel(ts("Admission rejections/s", "short", [
+        Query(f"sum by ({WORKLOAD}) ({_rate(M.ADMISSION_REJECTIONS)})", LEGEND_WORKLOAD)],
+        f"Requests refused by a queue limit per second ({M.ADMISSION_REJECTIONS.name}); counted as outcome "
+        f"rejected where the engine reports the request ({M.REQUESTS.name}).", width=8,
+        steps=[("green", None), ("red", 0.01)], lines=True))
+    board = board.with_panel(ts("Ranks awake", "percentunit", [
+        Query(f"min by ({WORKLOAD}) ({M.ENGINE_AWAKE_RATIO.name}{{{SEL}}})", LEGEND_WORKLOAD)],
+        f"Share of the engine's ranks awake ({M.ENGINE_AWAKE_RATIO.name}, the least awake replica); 0 while it "
+        "sleeps with its weights offloaded or discarded (vLLM sleep mode).", width=8, ratio=True,
+        steps=[("red", None), ("green", 1)]))
     board = board.with_row(dashboard.Row("Throughput and workload shape"))
     board = board.with_panel(ts("Token throughput", "short", [
         Query(f"sum by ({WORKLOAD}) ({_rate(M.PROMPT_TOKENS)})", f"prompt {LEGEND_WORKLOAD}"),
@@ -388,6 +418,23 @@ def detail() -> dashboard.Dashboard:
               f"({_rate(M.PREFIX_CACHE_QUERIES)}) > 0)", LEGEND_WORKLOAD)],
         f"Prompt tokens found in the prefix cache ({M.PREFIX_CACHE_HITS.name} / {M.PREFIX_CACHE_QUERIES.name}).",
         width=8, ratio=True))
+    board = board.with_panel(ts("Prompt tokens served from cache", "percentunit", [
+        Query(f"sum by ({WORKLOAD}) ({_rate(M.PROMPT_TOKENS_CACHED)}) / (sum by ({WORKLOAD}) "
+              f"({_rate(M.PROMPT_TOKENS)}) > 0)", LEGEND_WORKLOAD)],
+        f"Share of prompt tokens not computed: served from the GPU prefix cache, offloaded tiers or another "
+        f"instance ({M.PROMPT_TOKENS_CACHED.name} / {M.PROMPT_TOKENS.name}).", width=8, ratio=True))
+    board = board.with_panel(ts("Speculative decoding acceptance ratio", "percentunit", [
+        Query(SPEC_DECODE_ACCEPTANCE, LEGEND_WORKLOAD)],
+        f"Draft tokens accepted over draft tokens proposed ({M.SPEC_DECODE_ACCEPTED_TOKENS.name} / "
+        f"{M.SPEC_DECODE_DRAFT_TOKENS.name}; recorded as {SPEC_DECODE_ACCEPTANCE_RECORD}): low means the draft "
+        "model costs more than it saves.", width=8, ratio=True, steps=[("red", None), ("orange", 0.3), ("green", 0.6)],
+        lines=True))
+    board = board.with_panel(ts("Speculative decoding: tokens per draft", "short", [
+        Query(f"1 + sum by ({WORKLOAD}) ({_rate(M.SPEC_DECODE_ACCEPTED_TOKENS)}) / (sum by ({WORKLOAD}) "
+              f"({_rate(M.SPEC_DECODE_DRAFTS)}) > 0)", LEGEND_WORKLOAD)],
+        f"Mean acceptance length: tokens each verification step yields, the accepted drafts plus the bonus token "
+        f"({M.SPEC_DECODE_ACCEPTED_TOKENS.name} / {M.SPEC_DECODE_DRAFTS.name} + 1; engines that count no drafts, "
+        "such as TensorRT-LLM, show none).", width=8))
     board = board.with_row(dashboard.Row("GPUs"))
     board = board.with_panel(ts("GPU utilization", "percentunit", [
         Query(_gpu(M.GPU_UTILIZATION_RATIO), "{{target}} {{gpu}}")],
@@ -400,6 +447,10 @@ def detail() -> dashboard.Dashboard:
         "for the KV cache at start).", width=8, ratio=True, steps=[("green", None), ("orange", 0.95)], lines=True))
     board = board.with_panel(ts("GPU power", "watt", [Query(_gpu(M.GPU_POWER_WATTS), "{{target}} {{gpu}}")],
                                 f"Power draw per GPU ({M.GPU_POWER_WATTS.name}).", width=8))
+    board = board.with_panel(ts("GPU joules per 1M output tokens", "joule", [
+        Query(ENERGY_PER_MILLION_OUTPUT, "{{namespace}} {{engine}}")],
+        f"Energy of the serving targets' GPUs ({M.GPU_ENERGY_JOULES.name}) per million output tokens "
+        f"({M.GENERATION_TOKENS.name}).", width=8))
     board = board.with_row(dashboard.Row("Exporter"))
     board = board.with_panel(ts("Targets up", "short", [
         Query(f"{M.EXPORTER_TARGET_UP.name}{{{SEL_TARGET}}}", LEGEND_REPLICA)],

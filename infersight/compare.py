@@ -42,7 +42,11 @@ COLUMNS = ("engine", "model", "target", "output_tokens_per_second", "input_token
            "ttft_p99_seconds", "itl_p50_seconds", "itl_p99_seconds", "e2e_p99_seconds", "kv_cache_usage_ratio",
            "gpu_utilization_ratio", "requests_running", "requests_waiting", "error_ratio", "hourly_cost_dollars",
            "cost_per_million_output_tokens_dollars", "cost_per_million_tokens_dollars",
-           "energy_per_million_output_tokens_joules")
+           "energy_per_million_output_tokens_joules", "prefill_p50_seconds", "decode_p50_seconds",
+           "spec_decode_acceptance_ratio", "prompt_tokens_cached_ratio", "requests_waiting_deferred",
+           "admission_rejections_per_second", "engine_awake_ratio")
+# The columns after the cost and energy ones: per row, straight from one query each.
+SIGNAL_COLUMNS = COLUMNS[COLUMNS.index("energy_per_million_output_tokens_joules") + 1:]
 
 Row = dict[str, str | float | None]
 LabelSet = tuple[tuple[str, str], ...]
@@ -285,9 +289,13 @@ def embedded_rows(window: Sequence[Snapshot]) -> list[Row]:
             buckets[_key(d)][float(d["le"])] += increase(values)
         return {key: [histogram_quantile(q, b.items()) for q in qs] for key, b in buckets.items()}
 
-    def average(name: str, group: tuple[str, ...] = _ROW, combine: str = "sum") -> dict[tuple[str, ...], float]:
+    def average(name: str, group: tuple[str, ...] = _ROW, combine: str = "sum",
+                where: tuple[str, str] | None = None) -> dict[tuple[str, ...], float]:
         out: dict[tuple[str, ...], float] = {}
-        for key, series_values in _series_over(window, name, group).items():
+        series = window if where is None else [
+            Snapshot(s.time, {name: [(labels, v) for labels, v in s.series.get(name, ())
+                                     if dict(labels).get(where[0]) == where[1]]}) for s in window]
+        for key, series_values in _series_over(series, name, group).items():
             means = [sum(v) / len(v) for v in series_values if v]
             out[key] = sum(means) if combine == "sum" else sum(means) / len(means)
         return out
@@ -314,6 +322,13 @@ def embedded_rows(window: Sequence[Snapshot]) -> list[Row]:
     gpu = average(M.GPU_UTILIZATION_RATIO.name, _TARGET, combine="mean")
     cost = latest(M.HOURLY_COST_DOLLARS.name, _TARGET)
     energy = rate(M.GPU_ENERGY_JOULES.name, _TARGET)  # watts: joules per second, all the target's GPUs
+    prefill = quantiles(M.REQUEST_PREFILL.name, (0.5,))
+    decode = quantiles(M.REQUEST_DECODE.name, (0.5,))
+    accepted, drafted = rate(M.SPEC_DECODE_ACCEPTED_TOKENS.name), rate(M.SPEC_DECODE_DRAFT_TOKENS.name)
+    cached = rate(M.PROMPT_TOKENS_CACHED.name)
+    deferred = average(M.REQUESTS_WAITING_BY_REASON.name, where=(Label.REASON.value, "deferred"))
+    rejections = rate(M.ADMISSION_REJECTIONS.name)
+    awake = average(M.ENGINE_AWAKE_RATIO.name, combine="mean")
 
     keys: set[RowKey] = set()
     for snapshot in window:
@@ -330,7 +345,11 @@ def embedded_rows(window: Sequence[Snapshot]) -> list[Row]:
                          itl.get(key, [None, None]), e2e.get(key, [None])[0], kv.get(key), gpu.get(target),
                          running.get(key), waiting.get(key),
                          _ratio(errors.get(key), finished.get(key)), cost.get(target),
-                         target_tokens_out.get(target), target_tokens_in.get(target), energy.get(target)))
+                         target_tokens_out.get(target), target_tokens_in.get(target), energy.get(target),
+                         [prefill.get(key, [None])[0], decode.get(key, [None])[0],
+                          _ratio(accepted.get(key), drafted.get(key)) if key in accepted else None,
+                          _ratio(cached.get(key), prompt.get(key)) if key in cached else None,
+                          deferred.get(key), rejections.get(key), awake.get(key)]))
     return rows
 
 
@@ -349,7 +368,8 @@ def _clean(value: float | None) -> float | None:
 def _row(key: RowKey, output: float | None, prompt: float | None, ttft: Sequence[float | None],
          itl: Sequence[float | None], e2e_p99: float | None, kv: float | None, gpu: float | None,
          running: float | None, waiting: float | None, error_ratio: float | None, hourly: float | None,
-         target_output: float | None, target_input: float | None, watts: float | None = None) -> Row:
+         target_output: float | None, target_input: float | None, watts: float | None = None,
+         signals: Sequence[float | None] = ()) -> Row:
     def per_million(tokens_per_second: float | None) -> float | None:
         if hourly is None or not tokens_per_second:
             return None
@@ -359,7 +379,8 @@ def _row(key: RowKey, output: float | None, prompt: float | None, ttft: Sequence
     # Joules per second over tokens per second: joules per token, times a million.
     energy = None if watts is None or not target_output else watts / target_output * 1e6
     values: list[float | None] = [output, prompt, ttft[0], ttft[1], itl[0], itl[1], e2e_p99, kv, gpu, running,
-                                  waiting, error_ratio, hourly, per_million(target_output), per_million(total), energy]
+                                  waiting, error_ratio, hourly, per_million(target_output), per_million(total), energy,
+                                  *(list(signals) or [None] * len(SIGNAL_COLUMNS))]
     row: Row = {"engine": key[0], "model": key[1], "target": key[2]}
     for column, value in zip(COLUMNS[3:], values, strict=True):
         row[column] = _clean(value)
@@ -368,7 +389,36 @@ def _row(key: RowKey, output: float | None, prompt: float | None, ttft: Sequence
 
 # --- the Prometheus source -------------------------------------------------------------------------
 
+# Columns asked in one query each would make one call 24 queries, over the reader's 16 connections:
+# these share a query, each series marked with its column in this label (PromQL's label_replace),
+# so that a call stays at 16 queries, all in flight at once.
+BUNDLE_LABEL = "infersight_column"
+BUNDLES = {
+    "target_tokens": ("target_output", "target_input"),
+    "signals": ("target_energy", *SIGNAL_COLUMNS),
+}
+
+
 def promql(window: str) -> dict[str, str]:
+    """The queries one comparison asks: a column's own, or a bundle of several (``BUNDLES``)."""
+    queries = column_queries(window)
+    bundled = {column for columns in BUNDLES.values() for column in columns}
+    out = {name: query for name, query in queries.items() if name not in bundled}
+    for name, columns in BUNDLES.items():
+        out[name] = " or ".join(f'label_replace({queries[c]}, "{BUNDLE_LABEL}", "{c}", "", "")' for c in columns)
+    return out
+
+
+def unbundle(answers: dict[str, list]) -> dict[str, list]:
+    """The answers of ``promql``'s queries per column (bundles split by ``BUNDLE_LABEL``)."""
+    out = {name: samples for name, samples in answers.items() if name not in BUNDLES}
+    for name, columns in BUNDLES.items():
+        for column in columns:
+            out[column] = [s for s in answers.get(name, ()) if s.labels.get(BUNDLE_LABEL) == column]
+    return out
+
+
+def column_queries(window: str) -> dict[str, str]:
     """The query behind each column (recording rules are not assumed: these run on any Prometheus)."""
     by = "engine, model, target"
     tby = "engine, target"
@@ -394,6 +444,16 @@ def promql(window: str) -> dict[str, str]:
         "target_output": f"sum by ({tby}) (rate({M.GENERATION_TOKENS.name}[{window}]))",
         "target_input": f"sum by ({tby}) (rate({M.PROMPT_TOKENS.name}[{window}]))",
         "target_energy": f"sum by ({tby}) (rate({M.GPU_ENERGY_JOULES.name}[{window}]))",
+        "prefill_p50_seconds": q(M.REQUEST_PREFILL.name, 0.5),
+        "decode_p50_seconds": q(M.REQUEST_DECODE.name, 0.5),
+        "spec_decode_acceptance_ratio": (f"sum by ({by}) (rate({M.SPEC_DECODE_ACCEPTED_TOKENS.name}[{window}]))"
+                                         f" / (sum by ({by}) (rate({M.SPEC_DECODE_DRAFT_TOKENS.name}[{window}])) > 0)"),
+        "prompt_tokens_cached_ratio": (f"sum by ({by}) (rate({M.PROMPT_TOKENS_CACHED.name}[{window}]))"
+                                       f" / (sum by ({by}) (rate({M.PROMPT_TOKENS.name}[{window}])) > 0)"),
+        "requests_waiting_deferred": (f'sum by ({by}) (avg_over_time({M.REQUESTS_WAITING_BY_REASON.name}'
+                                      f'{{{Label.REASON.value}="deferred"}}[{window}]))'),
+        "admission_rejections_per_second": f"sum by ({by}) (rate({M.ADMISSION_REJECTIONS.name}[{window}]))",
+        "engine_awake_ratio": f"avg by ({by}) (avg_over_time({M.ENGINE_AWAKE_RATIO.name}[{window}]))",
     }
 
 
@@ -407,7 +467,7 @@ def prometheus_rows(url: str, window: str = "5m", timeout: float = 10.0, at: flo
     own = reader is None
     client = Reader() if reader is None else reader
     try:
-        answers = client.query(url, promql(window), timeout=timeout, at=at)
+        answers = unbundle(client.query(url, promql(window), timeout=timeout, at=at))
     except APIError as e:
         raise SourceError(str(e)) from None
     finally:
@@ -431,7 +491,8 @@ def prometheus_rows(url: str, window: str = "5m", timeout: float = 10.0, at: flo
                          r["e2e_p99_seconds"], r["kv_cache_usage_ratio"], results["gpu_utilization_ratio"].get(target),
                          r["requests_running"], r["requests_waiting"], _ratio(r["errors"], r["finished"]),
                          results["hourly_cost_dollars"].get(target), results["target_output"].get(target),
-                         results["target_input"].get(target), results["target_energy"].get(target)))
+                         results["target_input"].get(target), results["target_energy"].get(target),
+                         [r[column] for column in SIGNAL_COLUMNS]))
     return rows
 
 

@@ -156,17 +156,17 @@ def _vllm_v1_families(version: tuple[int, int], max_model_len: int) -> tuple[Fam
     if version >= (0, 18):
         f += [
             Family("vllm:prompt_tokens_by_source", "counter", "Number of prompt tokens by source.", label="source",
-                   values=(("local_compute", Signal.PROMPT_TOKENS), ("local_cache_hit", Signal.ZERO),
+                   values=(("local_compute", Signal.PROMPT_COMPUTED), ("local_cache_hit", Signal.PREFIX_HITS),
                            ("external_kv_transfer", Signal.ZERO)), created=True),
             Family("vllm:prompt_tokens_cached", "counter", "Number of cached prompt tokens (local + external).",
-                   Signal.ZERO, created=True),
+                   Signal.PREFIX_HITS, created=True),
         ]
     if version >= (0, 33):
         f.append(Family("vllm:prompt_tokens_cached_by_source", "counter", "Prefix-cache hit tokens by the cache tier "
                         "that supplied them: device (local HBM), host (offloaded to DRAM), disk, p2p (transferred from "
                         "another vLLM instance) or external_unspecified. Counted at admission; sums to "
                         "vllm:prefix_cache_hits + vllm:external_prefix_cache_hits.", label="source",
-                        values=(("device", Signal.ZERO), ("host", Signal.ZERO), ("p2p", Signal.ZERO),
+                        values=(("device", Signal.PREFIX_HITS), ("host", Signal.ZERO), ("p2p", Signal.ZERO),
                                 ("disk", Signal.ZERO), ("external_unspecified", Signal.ZERO)), created=True))
     f += [
         Family("vllm:generation_tokens", "counter", "Number of generation tokens processed.", Signal.GENERATION_TOKENS,
@@ -174,6 +174,18 @@ def _vllm_v1_families(version: tuple[int, int], max_model_len: int) -> tuple[Fam
         Family("vllm:request_success", "counter", "Count of successfully processed requests.",
                label="finished_reason", values=finished, created=True),
     ]
+    if version >= (0, 33):  # speculative decoding on (a conditional family set: vllm/v1/spec_decode/metrics.py)
+        f += [
+            Family("vllm:spec_decode_num_drafts", "counter", "Number of spec decoding drafts.", Signal.SPEC_DRAFTS,
+                   created=True),
+            Family("vllm:spec_decode_num_draft_tokens", "counter", "Number of draft tokens.",
+                   Signal.SPEC_DRAFT_TOKENS, created=True),
+            Family("vllm:spec_decode_num_accepted_tokens", "counter", "Number of accepted tokens.",
+                   Signal.SPEC_ACCEPTED, created=True),
+            Family("vllm:spec_decode_num_accepted_tokens_per_pos", "counter", "Accepted tokens per draft position.",
+                   label="position", values=(("0", Signal.SPEC_ACCEPTED_POS0), ("1", Signal.SPEC_ACCEPTED_POS1),
+                                             ("2", Signal.SPEC_ACCEPTED_POS2)), created=True),
+        ]
     if version >= (0, 33):
         f.append(Family("vllm:admission_rejections", "counter", "Number of admission attempts rejected by a queue "
                         "limit, by reason.", label="reason",
@@ -327,6 +339,9 @@ def _sglang_families() -> tuple[Family, ...]:
         Family("sglang:generation_tokens", "counter", "Number of generation tokens processed.",
                Signal.GENERATION_TOKENS),
         Family("sglang:num_requests", "counter", "The number of processed requests.", Signal.REQUESTS),
+        Family("sglang:num_aborted_requests", "counter", "The number of aborted requests.", Signal.ABORTED,
+               only=("model_name",)),
+        Family("sglang:cached_tokens", "counter", "Number of cached prompt tokens.", Signal.PREFIX_HITS),
         Family("sglang:time_to_first_token_seconds", "histogram", "Histogram of time to first token in seconds.",
                Signal.TTFT, SGLANG_TTFT, only=("model_name",)),
         Family("sglang:inter_token_latency_seconds", "histogram", "Histogram of inter-token latency in seconds.",
@@ -335,6 +350,51 @@ def _sglang_families() -> tuple[Family, ...]:
                Signal.E2E, SGLANG_E2E, only=("model_name",)),
         Family("sglang:queue_time_seconds", "histogram", "Histogram of queueing time in seconds.", Signal.QUEUE,
                SGLANG_E2E, only=("model_name",)),
+    )
+
+
+# --- trtllm-serve ----------------------------------------------------------------------------------
+
+def _trtllm_serve_families() -> tuple[Family, ...]:
+    """TensorRT-LLM's own server, 2026 collector (tensorrt_llm/metrics/collector.py @ 050f80de: the
+    trtllm_ families of engines-and-peers-2026-12.md, "TRT-LLM"), at /prometheus/metrics, with
+    vLLM's bucket lists (engine-metrics.md 2.3) and speculative decoding on."""
+    p = "trtllm_"
+    return (
+        Family(f"{p}num_requests_running", "gauge", "Number of requests currently running.", Signal.RUNNING),
+        Family(f"{p}num_requests_waiting", "gauge", "Number of requests waiting to be scheduled.", Signal.WAITING),
+        Family(f"{p}scheduled_batch_size", "gauge", "Scheduled batch size.", Signal.RUNNING),
+        Family(f"{p}kv_cache_utilization", "gauge", "KV cache utilization.", Signal.KV_USAGE),
+        Family(f"{p}kv_cache_max_blocks", "gauge", "Maximum number of KV cache blocks.", Signal.KV_BLOCKS_MAX),
+        Family(f"{p}kv_cache_used_blocks", "gauge", "Number of used KV cache blocks.", Signal.KV_BLOCKS_USED),
+        Family(f"{p}kv_cache_free_blocks", "gauge", "Number of free KV cache blocks.", Signal.KV_BLOCKS_FREE),
+        Family(f"{p}kv_cache_tokens_per_block", "gauge", "Tokens per KV cache block.", Signal.KV_BLOCK_TOKENS),
+        Family(f"{p}prompt_tokens", "counter", "Number of prefill tokens processed.", Signal.PROMPT_TOKENS,
+               created=True),
+        Family(f"{p}generation_tokens", "counter", "Number of generation tokens processed.",
+               Signal.GENERATION_TOKENS, created=True),
+        Family(f"{p}num_requests_completed", "counter", "Number of completed requests.", Signal.REQUESTS,
+               created=True),
+        Family(f"{p}request_success", "counter", "Count of successfully processed requests.",
+               label="finished_reason", values=V0_FINISHED, created=True),
+        Family(f"{p}spec_decode_drafted_tokens", "counter", "Number of draft tokens proposed.",
+               Signal.SPEC_DRAFT_TOKENS, created=True),
+        Family(f"{p}spec_decode_accepted_tokens", "counter", "Number of draft tokens accepted.", Signal.SPEC_ACCEPTED,
+               created=True),
+        Family(f"{p}time_to_first_token_seconds", "histogram", "Histogram of time to first token in seconds.",
+               Signal.TTFT, TTFT_V1, created=True),
+        Family(f"{p}time_per_output_token_seconds", "histogram", "Histogram of time per output token in seconds.",
+               Signal.TPOT, ITL_V1, created=True),
+        Family(f"{p}e2e_request_latency_seconds", "histogram", "Histogram of end to end request latency in seconds.",
+               Signal.E2E, LATENCY_V1, created=True),
+        Family(f"{p}request_queue_time_seconds", "histogram", "Histogram of time spent in WAITING phase for request.",
+               Signal.QUEUE, LATENCY_V1, created=True),
+        Family(f"{p}request_prefill_time_seconds", "histogram", "Histogram of time spent in PREFILL phase for "
+               "request.", Signal.PREFILL, LATENCY_V1, created=True),
+        Family(f"{p}request_decode_time_seconds", "histogram", "Histogram of time spent in DECODE phase for request.",
+               Signal.DECODE, LATENCY_V1, created=True),
+        Family(f"{p}request_inference_time_seconds", "histogram", "Histogram of time spent in RUNNING phase for "
+               "request.", Signal.INFERENCE, LATENCY_V1, created=True),
     )
 
 
@@ -539,6 +599,11 @@ class GpuSpec:
     def uuid(self, index: int) -> str:
         return f"GPU-5d3f1a2b-0c4d-4e6f-8a9b-0c1d2e3f4a{index:02d}"
 
+    def energy_joules(self, recorder: Recorder, index: int) -> float:
+        """GPU ``index``'s energy since the engine's first step (the ranks draw alike; later ones
+        a little less, as their utilization reads 1% lower each)."""
+        return recorder.energy_joules(self.idle_watts, self.limit_watts) * (1 - 0.001 * index)
+
     def readings(self, recorder: Recorder) -> list[tuple[int, float, float, float]]:
         """(index, utilization 0..1, memory used bytes, power W) per GPU; tensor-parallel ranks move together."""
         util = recorder.gpu_utilization()
@@ -564,7 +629,9 @@ def triton_gpu_text(gpu: GpuSpec) -> Callable[[Recorder, str, float], str]:
                 + fam("nv_gpu_memory_total_bytes", "gauge", "GPU total memory, in bytes", lambda r: gpu.memory_bytes)
                 + fam("nv_gpu_memory_used_bytes", "gauge", "GPU used memory, in bytes", lambda r: r[2])
                 + fam("nv_gpu_power_usage", "gauge", "GPU power usage in watts", lambda r: r[3])
-                + fam("nv_gpu_power_limit", "gauge", "GPU power management limit in watts", lambda r: gpu.limit_watts))
+                + fam("nv_gpu_power_limit", "gauge", "GPU power management limit in watts", lambda r: gpu.limit_watts)
+                + fam("nv_energy_consumption", "counter", "GPU energy consumption in joules since the Triton Server "
+                      "started", lambda r: round(gpu.energy_joules(recorder, r[0]), 3)))
     return render
 
 
@@ -584,6 +651,8 @@ def dcgm_text(recorder: Recorder, gpu: GpuSpec, hostname: str = "sim-node") -> s
         ("DCGM_FI_DEV_POWER_USAGE", "gauge", "Power draw (in W).", lambda r: round(r[3], 3)),
         ("DCGM_FI_PROF_GR_ENGINE_ACTIVE", "gauge", "Ratio of time the graphics engine is active.",
          lambda r: round(r[1], 6)),
+        ("DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", "counter", "Total energy consumption since boot (in mJ).",
+         lambda r: round(gpu.energy_joules(recorder, r[0]) * 1000)),
     ]
     out = []
     for name, kind, help_text, value in fields:
@@ -635,3 +704,7 @@ _register("triton", "vllm", lambda max_len, gpu: Format("triton-vllm", _triton_v
 _register("sglang", "0.5", lambda max_len, gpu: Format("sglang-0.5", _sglang_families(),
                                                        lambda m: {"model_name": m, "tp_rank": "0"}),
           "SGLang 0.5")
+_register("trtllm", "2026", lambda max_len, gpu: Format("trtllm-2026", _trtllm_serve_families(),
+                                                        lambda m: {"model_name": m, "engine_type": "pytorch"},
+                                                        path="/prometheus/metrics"),
+          "TensorRT-LLM's trtllm-serve, 2026 (trtllm_ prefix) at /prometheus/metrics")

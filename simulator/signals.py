@@ -41,6 +41,16 @@ class Signal(StrEnum):
     REQUESTS = "requests"  # finished, any reason
     PREFIX_QUERIES = "prefix_queries"
     PREFIX_HITS = "prefix_hits"
+    PROMPT_COMPUTED = "prompt_computed"  # prompt tokens not found in the prefix cache
+    # Speculative decoding, as a draft model proposing 3 tokens per step with 2 of 3 accepted
+    # would count it: every 3 decoded tokens are 1 draft, 3 draft tokens, 2 accepted (+1 bonus).
+    SPEC_DRAFTS = "spec_drafts"
+    SPEC_DRAFT_TOKENS = "spec_draft_tokens"
+    SPEC_ACCEPTED = "spec_accepted"
+    SPEC_ACCEPTED_POS0 = "spec_accepted_pos0"  # accepted tokens by draft position
+    SPEC_ACCEPTED_POS1 = "spec_accepted_pos1"
+    SPEC_ACCEPTED_POS2 = "spec_accepted_pos2"
+    ABORTED = "aborted"  # finished with abort
     ITERATIONS = "iterations"
     E2E_SECONDS = "e2e_seconds"  # summed over finished requests (Triton's cumulative _duration_us)
     QUEUE_SECONDS = "queue_seconds"
@@ -108,6 +118,12 @@ class Recorder(Observer):
         # Ground truth for checks: every TTFT, inter-token gap and generated token, timestamped,
         # for the last TRUTH_SECONDS (what a client would have measured, no buckets).
         self.truth: dict[str, deque[tuple[float, float]]] = {"ttft": deque(), "itl": deque(), "tokens": deque()}
+        # GPU time integrated for energy: seconds stepped, weighted by the batch's occupancy of
+        # the GPU (as gpu_utilization weighs the last 10 s), and the model clock's span.
+        self.busy_weighted_seconds = 0.0
+        self.first_step: float | None = None
+        self.last_step: float | None = None
+        self._decoded = 0  # decode tokens, for the speculative decoding counts
         model.observers.append(self)
 
     def histogram(self, signal: Signal, bounds: tuple[float, ...]) -> Histogram:
@@ -124,6 +140,10 @@ class Recorder(Observer):
 
     def on_iteration(self, start: float, end: float, prefill_tokens: int, decode_tokens: int) -> None:
         self.counters[Signal.ITERATIONS] += 1
+        self.busy_weighted_seconds += (end - start) * _occupancy(decode_tokens)
+        if self.first_step is None:
+            self.first_step = start
+        self.last_step = end
         self._observe(Signal.ITERATION_TOKENS, prefill_tokens + decode_tokens)
         self._recent.append((end, prefill_tokens, decode_tokens, end - start))
         while self._recent and self._recent[0][0] < end - 10:
@@ -138,6 +158,14 @@ class Recorder(Observer):
 
     def on_token(self, request: Request, gap: float) -> None:
         self._observe(Signal.ITL, gap)
+        self._decoded += 1
+        if self._decoded % 3 == 0:
+            c = self.counters
+            c[Signal.SPEC_DRAFTS] += 1
+            c[Signal.SPEC_DRAFT_TOKENS] += 3
+            c[Signal.SPEC_ACCEPTED] += 2
+            c[Signal.SPEC_ACCEPTED_POS0] += 1
+            c[Signal.SPEC_ACCEPTED_POS1] += 1
         at = (request.last_token or 0.0) + gap
         self._remember("itl", at, gap)
         self._generated(at)
@@ -175,7 +203,9 @@ class Recorder(Observer):
         c[Signal.ALL_TOKENS] += request.prompt_tokens
         c[Signal.PREFIX_QUERIES] += request.prompt_tokens
         # Synthetic prompts share a system prompt of a quarter of their length with earlier ones.
-        c[Signal.PREFIX_HITS] += (request.prompt_tokens // 4) // 16 * 16
+        hits = (request.prompt_tokens // 4) // 16 * 16
+        c[Signal.PREFIX_HITS] += hits
+        c[Signal.PROMPT_COMPUTED] += request.prompt_tokens - hits
 
     def on_preemption(self, request: Request) -> None:
         self.counters[Signal.PREEMPTIONS] += 1
@@ -185,6 +215,8 @@ class Recorder(Observer):
         c = self.counters
         self.finished[reason] += 1
         c[Signal.REQUESTS] += 1
+        if reason is FinishReason.ABORT:
+            c[Signal.ABORTED] += 1
         c[Signal.SUCCEEDED if reason in (FinishReason.STOP, FinishReason.LENGTH) else Signal.FAILED] += 1
         end = request.finished or 0.0
         self._observe(Signal.E2E, end - request.arrival)
@@ -249,5 +281,18 @@ class Recorder(Observer):
         span = max(self._recent[-1][0] - self._recent[0][0] + self._recent[0][3], 1e-9)
         busy = sum(item[3] for item in self._recent)
         sequences = sum(item[2] for item in self._recent) / len(self._recent)
-        occupancy = min(1.0, 0.85 + 0.15 * sequences / 256)
-        return min(1.0, busy / span) * occupancy
+        return min(1.0, busy / span) * _occupancy(sequences)
+
+    def energy_joules(self, idle_watts: float, limit_watts: float) -> float:
+        """A GPU's energy since the first step: idle power over the model clock's span, plus the
+        power above idle over the occupancy-weighted busy time (power follows utilization, as
+        ``GpuSpec.readings`` has it)."""
+        if self.first_step is None or self.last_step is None:
+            return 0.0
+        span = self.last_step - self.first_step
+        return idle_watts * span + (limit_watts - idle_watts) * min(self.busy_weighted_seconds, span)
+
+
+def _occupancy(sequences: float) -> float:
+    """How much of the GPU a decode batch of ``sequences`` keeps busy while it steps."""
+    return min(1.0, 0.85 + 0.15 * sequences / 256)

@@ -49,10 +49,11 @@ def test_rules_check_command_catches_a_stale_file(tmp_path: Path) -> None:
 
 def test_generator_reports_engines_that_cannot_express_a_threshold() -> None:
     assert capability_report(load_spec(SPEC)) == [
-        "slo ttft: llm_time_to_first_token_seconds <= 0.5 s: vllm, triton, nim; skipped: sglang "
+        "slo ttft: llm_time_to_first_token_seconds <= 0.5 s: vllm, triton, nim, trtllm; skipped: sglang "
         "(sglang:time_to_first_token_seconds has no 0.5 s bucket (nearest 0.4, 0.6)); tgi (has no such signal)",
         "slo itl: llm_inter_token_latency_seconds <= 0.05 s: vllm, triton, nim; skipped: sglang "
-        "(sglang:inter_token_latency_seconds has no 0.05 s bucket (nearest 0.04, 0.06)); tgi (has no such signal)",
+        "(sglang:inter_token_latency_seconds has no 0.05 s bucket (nearest 0.04, 0.06)); tgi (has no such signal); "
+        "trtllm (has no such signal)",
         "slo availability: availability from llm_requests_total: all engines",
     ]
 
@@ -62,7 +63,7 @@ def test_a_threshold_between_triton_buckets_leaves_triton_out(tmp_path: Path) ->
     spec.write_text("version: 1\nslos:\n  - name: fast\n    objective: 0.95\n"
                     "    sli: {latency: {histogram: llm_time_to_first_token_seconds, threshold_seconds: 0.25}}\n")
     assert capability_report(load_spec(spec)) == [
-        "slo fast: llm_time_to_first_token_seconds <= 0.25 s: vllm, nim; skipped: triton "
+        "slo fast: llm_time_to_first_token_seconds <= 0.25 s: vllm, nim, trtllm; skipped: triton "
         "(nv_inference_first_response_histogram_ms has no 0.25 s bucket (nearest 0.1, 0.5)); sglang "
         "(sglang:time_to_first_token_seconds has no 0.25 s bucket (nearest 0.2, 0.4)); tgi (has no such signal)"]
 
@@ -73,7 +74,7 @@ def test_a_threshold_between_triton_buckets_leaves_triton_out(tmp_path: Path) ->
      "threshold_seconds: 1}}}",
      ["slos.0.sli.latency.histogram: not a histogram of the schema; one of llm_time_to_first_token_seconds, "
       "llm_inter_token_latency_seconds, llm_time_per_output_token_seconds, llm_request_duration_seconds, "
-      "llm_request_queue_seconds"]),
+      "llm_request_queue_seconds, llm_request_prefill_seconds, llm_request_decode_seconds"]),
     ("version: 1\nslos:\n  - {name: x, objective: 1.5, sli: {availability: {}, latency: "
      "{histogram: llm_request_duration_seconds, threshold_seconds: 1}}}",
      ["slos.0.objective: Input should be less than 1", "slos.0.sli: give exactly one of latency and availability"]),
@@ -100,7 +101,7 @@ def test_time_scale_shortens_windows_for_tests_only() -> None:
 
 def test_promtool_accepts_every_rule_file() -> None:
     promtool = require_binary("promtool")
-    for path, count in ((GENERATED, 72), (HAND_WRITTEN, 14)):
+    for path, count in ((GENERATED, 73), (HAND_WRITTEN, 14)):
         result = run(promtool, "check", "rules", str(path))
         assert (result.returncode, result.stdout) == (0, f"Checking {path}\n  SUCCESS: {count} rules found\n\n")
 
@@ -159,7 +160,10 @@ def test_dcgm_join_reads_only_what_the_exporters_dcgm_table_reads() -> None:
     from infersight.exporter.adapters.dcgm import ROWS
 
     used = set(re.findall(r"\bDCGM_FI_[A-Z_]+", HAND_WRITTEN.read_text()))
-    assert used == {row.source for row in ROWS} - {"DCGM_FI_PROF_GR_ENGINE_ACTIVE"}  # the profiling-only alias
+    # Left out of the join: the profiling-only alias, FB_TOTAL (the join sums used + free + reserved,
+    # which every dcgm-exporter serves) and the energy counter (no per-pod energy panel yet).
+    assert used == {row.source for row in ROWS} - {"DCGM_FI_PROF_GR_ENGINE_ACTIVE", "DCGM_FI_DEV_FB_TOTAL",
+                                                   "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION"}
 
 
 def test_every_aggregation_keeps_the_workload_labels() -> None:

@@ -88,9 +88,67 @@ def test_rows_from_scrapes_with_a_counter_reset() -> None:
         "error_ratio": pytest.approx(1 / 20), "hourly_cost_dollars": 6.5,
         "cost_per_million_output_tokens_dollars": pytest.approx(6.5 / (output * 3600) * 1e6),
         "cost_per_million_tokens_dollars": pytest.approx(6.5 / (output * 5 * 3600) * 1e6),
+        "energy_per_million_output_tokens_joules": None,  # no GPU energy counter in these scrapes
+        "prefill_p50_seconds": None, "decode_p50_seconds": None, "spec_decode_acceptance_ratio": None,
+        "prompt_tokens_cached_ratio": None, "requests_waiting_deferred": None,
+        "admission_rejections_per_second": None, "engine_awake_ratio": None,
     }
     assert list(row) == list(COLUMNS)
     assert to_csv([row]).splitlines()[0] == ",".join(COLUMNS)
+
+
+def test_joules_per_million_output_tokens_beside_dollars() -> None:
+    """The target's GPUs' energy increase over its output tokens, as cost is: two GPUs at 300 and
+    200 W for 10 s (5,000 J) while the target generated 1,000 tokens: 5 J a token, 5e6 per million."""
+    def at(t: float, tokens: float, joules: tuple[float, float]) -> Snapshot:
+        snapshot = _snapshot(t, tokens, {INF: 0}, 0.5, 6.5, 0, 1)
+        snapshot.series["llm_gpu_energy_joules_total"] = [
+            ((("engine", "vllm"), ("gpu", str(i)), ("target", "a")), j) for i, j in enumerate(joules)]
+        return snapshot
+
+    [row] = embedded_rows([at(0, 1000, (8_000_000.0, 7_000_000.0)), at(10, 2000, (8_003_000.0, 7_002_000.0))])
+    assert row["energy_per_million_output_tokens_joules"] == pytest.approx(5e6)
+    assert row["cost_per_million_output_tokens_dollars"] == pytest.approx(6.5 / (100 * 3600) * 1e6)
+
+# The keys of shared/reference/interfaces.md: unchanged, in their order, before every added one.
+INTERFACE_KEYS = ("engine, model, target, output_tokens_per_second, input_tokens_per_second, ttft_p50_seconds, "
+                  "ttft_p99_seconds, itl_p50_seconds, itl_p99_seconds, e2e_p99_seconds, kv_cache_usage_ratio, "
+                  "gpu_utilization_ratio, requests_running, requests_waiting, error_ratio, hourly_cost_dollars, "
+                  "cost_per_million_output_tokens_dollars, cost_per_million_tokens_dollars").split(", ")
+
+
+def test_the_published_keys_come_first_and_unchanged() -> None:
+    assert list(COLUMNS[:len(INTERFACE_KEYS)]) == INTERFACE_KEYS
+    assert COLUMNS[len(INTERFACE_KEYS)] == "energy_per_million_output_tokens_joules"
+
+
+def test_the_new_signals_per_row() -> None:
+    """Over 10 s: a prefill histogram whose window increase puts the median in its first bucket,
+    speculative decoding accepting 140 of 200 draft tokens, 250 of 1,000 prompt tokens from cache,
+    2 then 4 requests deferred (mean 3), 5 admission rejections, ranks awake 1 then 0.5."""
+    row_labels = (("engine", "vllm"), ("model", "m"), ("target", "a"))
+
+    def at(t: float, scale: int, deferred: float, awake: float) -> Snapshot:
+        snapshot = _snapshot(t, 1000 * scale, {INF: 0}, 0.5, None, 0, 1)
+        series = {
+            "llm_request_prefill_seconds_bucket": [(row_labels + (("le", "0.5"),), 4 * scale),
+                                                   (row_labels + (("le", "+Inf"),), 4 * scale)],
+            "llm_spec_decode_draft_tokens_total": [(row_labels, 200 * scale)],
+            "llm_spec_decode_accepted_tokens_total": [(row_labels, 140 * scale)],
+            "llm_prompt_tokens_cached_total": [(row_labels, 1000 * scale)],  # prompt tokens: 4000 per scale
+            "llm_requests_waiting_by_reason": [(row_labels + (("reason", "deferred"),), deferred),
+                                               (row_labels + (("reason", "capacity"),), 7.0)],
+            "llm_admission_rejections_total": [(row_labels, 5 * scale)],
+            "llm_engine_awake_ratio": [(row_labels, awake)],
+        }
+        snapshot.series.update({k: [(tuple(sorted(labels)), v) for labels, v in vals] for k, vals in series.items()})
+        return snapshot
+
+    [row] = embedded_rows([at(0, 1, 2.0, 1.0), at(10, 2, 4.0, 0.5)])
+    assert {c: row[c] for c in COLUMNS[COLUMNS.index("prefill_p50_seconds"):]} == {
+        "prefill_p50_seconds": 0.25, "decode_p50_seconds": None, "spec_decode_acceptance_ratio": 0.7,
+        "prompt_tokens_cached_ratio": 0.25, "requests_waiting_deferred": 3.0,
+        "admission_rejections_per_second": 0.5, "engine_awake_ratio": 0.75}
 
 
 def test_one_scrape_is_not_a_window() -> None:
@@ -169,6 +227,11 @@ def test_compare_from_prometheus_and_from_exporters_agree(tmp_path) -> None:
     newest = {(r["engine"], r["target"]): r for r in points[-1][1]}
     assert sorted(newest) == [("triton", "triton"), ("vllm", "vllm")]
     assert all(r["output_tokens_per_second"] > 0 for r in newest.values())
+    for rows in (embedded, from_prometheus):  # the new signals, from both sources (bundled queries in PromQL)
+        triton_row, vllm_row = rows
+        assert vllm_row["spec_decode_acceptance_ratio"] == pytest.approx(2 / 3, rel=0.05)  # the simulator's 2 of 3
+        assert vllm_row["prefill_p50_seconds"] > 0 and vllm_row["engine_awake_ratio"] == 1.0
+        assert triton_row["spec_decode_acceptance_ratio"] is None and triton_row["engine_awake_ratio"] is None
     assert table.splitlines()[0].split()[:4] == ["engine", "model", "target", "out"]
     assert len(table.splitlines()) == 3
 

@@ -3,6 +3,7 @@ equal `infersight compare`'s, and a source that is down is an error message, not
 
 from __future__ import annotations
 
+import json
 import time
 
 import pandas as pd
@@ -64,6 +65,15 @@ def test_compare_page_shows_exactly_compares_rows(history) -> None:
     assert at.title[0].value == "Compare engines"
 
 
+def test_compare_page_shows_joules_per_million_beside_dollars(history) -> None:
+    at = run()
+    shown = list(at.dataframe[0].value.columns)
+    assert shown[shown.index("$/1M output") + 1] == "J/1M output"
+    assert set(at.dataframe[0].value["J/1M output"]) == {"n/a"}  # these exporters read no GPU energy counter
+    charts = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+    assert charts == ["Output tokens/s", "TTFT p99 (s)", "$ per 1M output tokens", "GPU joules per 1M output tokens"]
+
+
 def test_selectors_filter_the_table(history) -> None:
     at = run()
     at.sidebar.multiselect(key="engines").select("vllm").run()
@@ -72,7 +82,9 @@ def test_selectors_filter_the_table(history) -> None:
 
 def test_live_page_draws_every_signal_the_engines_export(history) -> None:
     at = run("live")
-    assert len(at.get("plotly_chart")) == 6  # throughput, TTFT p50/p99, ITL, KV, queue
+    # throughput, TTFT p50/p99, ITL, KV, queue; prefill and decode p50, spec decoding acceptance, prompt
+    # tokens from cache, deferred requests, admission rejections, ranks awake (the simulated vLLM 0.33's)
+    assert len(at.get("plotly_chart")) == 13
     assert [m.value for m in at.markdown] == ["**GPU utilization**: n/a (no engine shown exports it)"]
     assert [i.value for i in at.info] == []
 

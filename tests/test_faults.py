@@ -13,6 +13,7 @@ import time
 import httpx
 import pytest
 
+from infersight.exporter.schema import ENGINE_SIGNALS
 from tests.engine_server import EngineServer
 from tests.harness import failure_series, running_exporter, scrape, series
 
@@ -28,6 +29,7 @@ vllm:kv_cache_usage_perc{engine="0",model_name="m"} 0.42
 vllm:generation_tokens_total{engine="0",model_name="m"} 100.0
 """
 
+PROVIDED = {"llm_requests_running", "llm_kv_cache_usage_ratio", "llm_generation_tokens_total"}
 HEALTHY_SERIES = sorted([
     'llm_exporter_target_up{engine="vllm",target="good"} 1.0',
     'llm_exporter_dropped_series_total{engine="vllm",target="good"} 0.0',
@@ -36,13 +38,9 @@ HEALTHY_SERIES = sorted([
     'llm_requests_running{engine="vllm",model="m",target="good"} 3.0',
     'llm_kv_cache_usage_ratio{engine="vllm",model="m",target="good"} 0.42',
     'llm_generation_tokens_total{engine="vllm",model="m",target="good"} 100.0',
-    *[f'llm_exporter_signal_available{{engine="vllm",signal="{s}",target="good"}} {v}' for s, v in [
-        ("llm_requests_running", 1.0), ("llm_requests_waiting", 0.0), ("llm_kv_cache_usage_ratio", 1.0),
-        ("llm_prompt_tokens_total", 0.0), ("llm_generation_tokens_total", 1.0), ("llm_requests_total", 0.0),
-        ("llm_preemptions_total", 0.0), ("llm_prefix_cache_queries_total", 0.0),
-        ("llm_prefix_cache_hits_total", 0.0), ("llm_time_to_first_token_seconds", 0.0),
-        ("llm_inter_token_latency_seconds", 0.0), ("llm_time_per_output_token_seconds", 0.0),
-        ("llm_request_duration_seconds", 0.0), ("llm_request_queue_seconds", 0.0)]],
+    # Every schema signal is listed; the payload above provides exactly these three.
+    *[f'llm_exporter_signal_available{{engine="vllm",signal="{m.name}",target="good"}} '
+      f'{1.0 if m.name in PROVIDED else 0.0}' for m in ENGINE_SIGNALS],
 ])
 
 SCRAPE_TIMEOUT = 1.0

@@ -42,15 +42,23 @@ SHARED_CAPTURES = [
 
 OWN = [
     ("vllm-0.33.0.metrics.txt", Engine.VLLM),
+    ("vllm-0.33.0-tgis-adapter.metrics.txt", Engine.VLLM),
+    ("vllm-0.33.0-kserve-spec-decode.metrics.txt", Engine.VLLM),
     ("vllm-0.10.2.metrics.txt", Engine.VLLM),
     ("vllm-0.6.6-ray-serve.metrics.txt", Engine.VLLM),
     ("vllm-underscored.metrics.txt", Engine.VLLM),
+    ("vllm-0.32.0-real.metrics.txt", Engine.VLLM),  # a real vLLM 0.32 (CPU), tests/real_vllm_support.py
     ("nim-1.x-vllm-names.metrics.txt", Engine.NIM),
     ("triton-trtllm-2025.metrics.txt", Engine.TRITON),
     ("triton-trtllm-2024.metrics.txt", Engine.TRITON),
     ("triton-vllm-backend.metrics.txt", Engine.TRITON),
     ("sglang-0.5.23.metrics.txt", Engine.SGLANG),
+    ("sglang-0.4.4.metrics.txt", Engine.SGLANG),
+    ("sglang-0.4.6.metrics.txt", Engine.SGLANG),
+    ("sglang-main-2026.metrics.txt", Engine.SGLANG),
     ("tgi-3.3.metrics.txt", Engine.TGI),
+    ("trtllm-serve-2026.metrics.txt", Engine.TRTLLM),
+    ("trtllm-serve-2025.metrics.txt", Engine.TRTLLM),
 ]
 
 
@@ -90,7 +98,8 @@ def test_own_fixture_normalizes_to_golden(fixture: str, engine: Engine, update_g
     assert_golden(GOLDEN / "own" / golden_name(fixture), output, update_golden)
 
 
-def test_dcgm_fixture_normalizes_to_golden(update_golden: bool) -> None:
+@pytest.mark.parametrize("fixture", ["dcgm-exporter-4.5.metrics.txt", "dcgm-exporter-4.5-fb-total.metrics.txt"])
+def test_dcgm_fixture_normalizes_to_golden(fixture: str, update_golden: bool) -> None:
     from infersight.exporter.adapters import DCGM
     from infersight.exporter.normalize import Normalized, compile_plan, normalize
     from infersight.exporter.parse import parse
@@ -98,12 +107,12 @@ def test_dcgm_fixture_normalizes_to_golden(update_golden: bool) -> None:
     from infersight.exporter.schema import GpuSource
 
     plan = compile_plan(DCGM)
-    text = (OWN_FIXTURES / "dcgm-exporter-4.5.metrics.txt").read_text(encoding="utf-8")
+    text = (OWN_FIXTURES / fixture).read_text(encoding="utf-8")
     report = TargetReport("vllm", "engine-0", True, 0.0, {}, Normalized(), list(plan.parts), GpuSource.DCGM, True,
                           normalize(plan, parse(text, plan.wanted)))
     output = text_exposition(build_families([report], "test"))
     assert render_text([report], "test") == output
-    assert_golden(GOLDEN / "own" / "dcgm-exporter-4.5.prom", output, update_golden)
+    assert_golden(GOLDEN / "own" / fixture.replace(".metrics.txt", ".prom"), output, update_golden)
 
 
 # A NIM that passes vLLM's own names through is indistinguishable from vLLM: it is read as vLLM

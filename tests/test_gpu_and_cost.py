@@ -61,6 +61,7 @@ def test_dcgm_source_adds_gpu_series_for_the_target(engines: EngineServer) -> No
         'llm_gpu_utilization_ratio{engine="vllm",gpu="GPU-aaa",target="a"} 0.71',
     ])
     assert [line for line in text if "signal_available" in line and "gpu" in line] == [
+        'llm_exporter_signal_available{engine="vllm",signal="llm_gpu_energy_joules_total",target="a"} 0.0',
         'llm_exporter_signal_available{engine="vllm",signal="llm_gpu_memory_total_bytes",target="a"} 0.0',
         'llm_exporter_signal_available{engine="vllm",signal="llm_gpu_memory_used_bytes",target="a"} 0.0',
         'llm_exporter_signal_available{engine="vllm",signal="llm_gpu_power_watts",target="a"} 1.0',

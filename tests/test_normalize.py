@@ -84,7 +84,8 @@ http_requests_total{handler="/v1/completions",method="POST",status="2xx"} 18
 http_requests_total{handler="/v1/completions",method="POST",status="5xx"} 4
 http_requests_total{handler="/v1/chat/completions",method="POST",status="503"} 1
 """)
-    assert result.series[M.REQUESTS] == {("m", "success"): 16.0, ("m", "aborted"): 2.0, ("m", "error"): 8.0}
+    assert result.series[M.REQUESTS] == {("m", "success"): 16.0, ("m", "aborted"): 2.0, ("m", "error"): 8.0,
+                                         ("m", "rejected"): 0.0}
 
 
 def test_missing_outcomes_are_zero_so_error_ratios_exist() -> None:
@@ -92,7 +93,8 @@ def test_missing_outcomes_are_zero_so_error_ratios_exist() -> None:
 # TYPE request_finish_total counter
 request_finish_total{finished_reason="length",model_name="m"} 5
 """)
-    assert result.series[M.REQUESTS] == {("m", "success"): 5.0, ("m", "error"): 0.0, ("m", "aborted"): 0.0}
+    assert result.series[M.REQUESTS] == {("m", "success"): 5.0, ("m", "error"): 0.0, ("m", "aborted"): 0.0,
+                                         ("m", "rejected"): 0.0}
 
 
 def test_triton_microsecond_counters_become_inf_only_histograms() -> None:
@@ -109,8 +111,9 @@ nv_inference_queue_duration_us{model="ensemble",version="1"} 1000
 """)
     assert result.series[M.REQUEST_DURATION] == {("ensemble",): Histogram({math.inf: 4}, 2.5, 4)}
     assert result.series[M.REQUEST_QUEUE] == {("ensemble",): Histogram({math.inf: 4}, 0.001, 4)}
-    assert result.series[M.REQUESTS] == {("ensemble", "success"): 4.0, ("ensemble", "error"): 1.0,
-                                         ("ensemble", "aborted"): 2.0}
+    # REJECTED (admission refused) is its own outcome, as vLLM's 4xx and TGI's validation errors.
+    assert result.series[M.REQUESTS] == {("ensemble", "success"): 4.0, ("ensemble", "rejected"): 1.0,
+                                         ("ensemble", "aborted"): 2.0, ("ensemble", "error"): 0.0}
 
 
 def test_triton_first_response_histogram_is_converted_from_milliseconds() -> None:
@@ -162,7 +165,8 @@ sglang:num_requests_total{is_streaming="false",model_name="m"} 20
 # TYPE sglang:num_aborted_requests_total counter
 sglang:num_aborted_requests_total{model_name="m"} 7
 """)
-    assert result.series[M.REQUESTS] == {("m", "success"): 93.0, ("m", "aborted"): 7.0, ("m", "error"): 0.0}
+    assert result.series[M.REQUESTS] == {("m", "success"): 93.0, ("m", "aborted"): 7.0, ("m", "error"): 0.0,
+                                         ("m", "rejected"): 0.0}
 
 
 def test_dcgm_units_and_total_memory() -> None:
@@ -197,7 +201,8 @@ vllm:num_requests_running{model_name="m"} 1
 # TYPE http_requests_total counter
 http_requests_total{handler="/v1/completions",method="POST",status="5xx"} 2
 """)
-    assert result.series[M.REQUESTS] == {("m", "error"): 2.0, ("m", "success"): 0.0, ("m", "aborted"): 0.0}
+    assert result.series[M.REQUESTS] == {("m", "error"): 2.0, ("m", "success"): 0.0, ("m", "aborted"): 0.0,
+                                         ("m", "rejected"): 0.0}
 
 
 def test_duplicate_series_are_rejected() -> None:

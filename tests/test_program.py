@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from infersight.exporter.adapters import ADAPTERS, detect_engine
+from infersight.exporter.adapters import ADAPTERS, DCGM, detect_engine
 from infersight.tools.bench import vllm_payload
 from infersight.exporter.normalize import Histogram, Normalized, compile_plan, normalize
 from infersight.exporter.parse import Layout, ParseError, SeriesCache, parse
@@ -86,6 +86,36 @@ def test_real_payloads_through_a_plan_match_normalize(path, gpu: bool) -> None:
         assert [through for through, _, _ in scrapes] == [True] * len(_VALUE_SETS)
         for _, ours, theirs in scrapes:
             assert ours == theirs
+
+
+_DCGM_NO_GPU_LABEL = """# TYPE DCGM_FI_DEV_POWER_USAGE gauge
+DCGM_FI_DEV_POWER_USAGE{gpu="0",UUID="GPU-a"} 300
+DCGM_FI_DEV_POWER_USAGE{Hostname="node-1"} 600
+# TYPE DCGM_FI_DEV_FB_USED gauge
+DCGM_FI_DEV_FB_USED{gpu="0",UUID="GPU-a"} 100
+DCGM_FI_DEV_FB_USED{gpu="1",UUID="GPU-b"} 100
+# TYPE DCGM_FI_DEV_FB_FREE gauge
+DCGM_FI_DEV_FB_FREE{gpu="0",UUID="GPU-a"} 50
+DCGM_FI_DEV_FB_FREE{gpu="1",UUID="GPU-b"} 50
+# TYPE DCGM_FI_DEV_FB_TOTAL gauge
+DCGM_FI_DEV_FB_TOTAL{gpu="0",UUID="GPU-a"} 160
+# TYPE DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION counter
+DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION{gpu="0",UUID="GPU-a"} 123456
+"""
+
+
+@pytest.mark.parametrize("text", [(OWN_FIXTURES / "dcgm-exporter-4.5.metrics.txt").read_text(encoding="utf-8"),
+                                  (OWN_FIXTURES / "dcgm-exporter-4.5-fb-total.metrics.txt").read_text(encoding="utf-8"),
+                                  _DCGM_NO_GPU_LABEL], ids=["dcgm", "dcgm-fb-total", "dcgm-mixed"])
+def test_dcgm_alternatives_and_unlabelled_samples_through_a_plan_match_normalize(text: str) -> None:
+    # A reported total beats the sum of its parts per GPU (GPU-a: FB_TOTAL; GPU-b: used + free), and
+    # a sample without a GPU label is no series, in the plan as in normalize.
+    scrapes = _steady_scrapes(text, compile_plan(DCGM), _VALUE_SETS)
+    assert [through for through, _, _ in scrapes] == [True] * len(_VALUE_SETS)
+    for _, ours, theirs in scrapes:
+        assert ours == theirs
+    result = normalize(compile_plan(DCGM), parse(text, compile_plan(DCGM).wanted))
+    assert all(key != ("",) for series in result.series.values() for key in series)
 
 
 def _plan_of(layout: Layout) -> LayoutPlan | None:

@@ -29,7 +29,8 @@ def highlight(column):
 st.dataframe(display(frame, COMPARE_FORMATS).style.apply(highlight), hide_index=True, width="stretch")
 st.download_button("Download CSV", to_csv(rows), file_name="infersight-compare.csv", mime="text/csv")
 if rows:
-    left, middle, right = st.columns(3)
-    left.plotly_chart(bar(frame, "output tok/s", "Output tokens/s"), width="stretch")
-    middle.plotly_chart(bar(frame, "TTFT p99 (s)", "TTFT p99 (s)"), width="stretch")
-    right.plotly_chart(bar(frame, "$/1M output", "$ per 1M output tokens"), width="stretch")
+    throughput, latency, dollars, joules = st.columns(4)
+    throughput.plotly_chart(bar(frame, "output tok/s", "Output tokens/s"), width="stretch")
+    latency.plotly_chart(bar(frame, "TTFT p99 (s)", "TTFT p99 (s)"), width="stretch")
+    dollars.plotly_chart(bar(frame, "$/1M output", "$ per 1M output tokens"), width="stretch")
+    joules.plotly_chart(bar(frame, "J/1M output", "GPU joules per 1M output tokens"), width="stretch")

@@ -25,6 +25,9 @@ class Unit(Enum):
     MICROSECONDS = (1, 1_000_000)
     PERCENT = (1, 100)
     MEBIBYTES = (1_048_576, 1)
+    # Millijoules -> joules. Equal to MILLISECONDS' (1, 1000), so Python makes it an alias of that
+    # member; it is named for the reader of an adapter table.
+    MILLIJOULES = (1, 1_000)
 
 
 class Take(Enum):
@@ -74,9 +77,24 @@ class Row:
     # thresholds can be checked against what the engine can express.
     buckets: tuple[float, ...] = ()
     sign: int = 1  # -1 subtracts the row (a total that includes another outcome)
+    # The row is read only when this family is in the payload too: a value derived from another
+    # family (SGLang's prefix-cache queries are its prompt tokens) counts only beside the family
+    # that shows the feature exists (its cached tokens).
+    requires: str | None = None
+    # Whether data from this row alone makes the signal "available". False for a correction of
+    # another row (aborts subtracted from finished requests, the API server's own errors).
+    provides: bool = True
+    # Rows of one metric form alternatives: per model (or GPU) the lowest-numbered alternative with
+    # data wins, and within it parts add and aliases resolve as usual. A total an engine reports
+    # (alternative 0) beats the sum of its parts (alternative 1).
+    alternative: int = 0
+    # Labels of the unified metric other than engine, model, target, gpu and outcome, read from
+    # the engine sample: {unified label: engine label}. A sample without the label is skipped.
+    labels: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "where", _frozen(self.where))
+        object.__setattr__(self, "labels", _frozen(self.labels))
         if self.per is not None:
             object.__setattr__(self, "per", _frozen(self.per))
 
@@ -99,7 +117,8 @@ class Adapter:
     gpu_labels: tuple[str, ...] = ()  # labels that may carry a GPU UUID, first present wins
     # Family-name prefixes rewritten before matching rows: {seen prefix: prefix the rows use}.
     prefix_aliases: Mapping[str, str] = field(default_factory=dict)
-    # A substring whose presence in a payload identifies this engine for --engine auto.
+    # Family names (as parsed: counters without _total, rows' spelling) that identify this engine
+    # for --engine auto besides the families its rows read; see adapters.detection_scores.
     detect: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:

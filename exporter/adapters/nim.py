@@ -50,5 +50,6 @@ ADAPTER = Adapter(
     engine=Engine.NIM,
     rows=ROWS,
     model_label="model_name",
-    detect=("request_finish_total", "num_request_max"),
+    # NIM 1.x's own unprefixed families (engine-metrics.md 3) that no row reads.
+    detect=("num_request_max", "request_failure", "request_prompt_tokens", "request_generation_tokens"),
 )

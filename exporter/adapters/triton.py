@@ -8,9 +8,11 @@ name. Series carry ``model`` (the model-repository name) and ``version``; versio
 from infersight.exporter.adapters.base import Adapter, Kind, Outcomes, Row, Take, Unit
 from infersight.exporter.schema import Engine, M, Outcome
 
-# nv_inference_request_failure{reason} (24.08+): a cancelled request was abandoned by its
-# client; rejections (queue full), backend and other failures are the server's errors.
-FAILURE_REASON = Outcomes(label="reason", mapping={"CANCELED": Outcome.ABORTED}, default=Outcome.ERROR)
+# nv_inference_request_failure{reason} (24.08+; engine-metrics.md 2.2): a cancelled request was
+# abandoned by its client; a rejected one was refused at admission (queue full), the same outcome
+# as vLLM's 4xx and TGI's validation errors; backend and other failures are the server's errors.
+FAILURE_REASON = Outcomes(label="reason", mapping={"CANCELED": Outcome.ABORTED, "REJECTED": Outcome.REJECTED},
+                          default=Outcome.ERROR)
 
 TRTLLM_REQUESTS = "nv_trt_llm_request_metrics"
 TRTLLM_KV_BLOCKS = "nv_trt_llm_kv_cache_block_metrics"
@@ -56,6 +58,7 @@ ROWS = (
     Row(M.GPU_MEMORY_USED_BYTES, "nv_gpu_memory_used_bytes"),
     Row(M.GPU_MEMORY_TOTAL_BYTES, "nv_gpu_memory_total_bytes"),
     Row(M.GPU_POWER_WATTS, "nv_gpu_power_usage"),
+    Row(M.GPU_ENERGY_JOULES, "nv_energy_consumption"),  # joules since Triton started (engine-metrics.md 2.2)
 )
 
 ADAPTER = Adapter(
@@ -63,5 +66,10 @@ ADAPTER = Adapter(
     rows=ROWS,
     model_label="model",
     gpu_labels=("gpu_uuid",),
-    detect=("nv_inference_", "nv_trt_llm_"),
+    detect=("nv_inference_count", "nv_inference_exec_count", "nv_inference_compute_infer_duration_us",
+            "nv_inference_compute_input_duration_us", "nv_inference_compute_output_duration_us",
+            "nv_gpu_power_limit", "nv_cpu_utilization", "nv_cpu_memory_total_bytes", "nv_trt_llm_runtime_memory_metrics",
+            "nv_trt_llm_inflight_batcher_metrics", "nv_trt_llm_general_metrics", "nv_trt_llm_v1_metrics",
+            # the vLLM backend's own histograms (engine-metrics.md 2.5), which vLLM serves too
+            "vllm:request_prompt_tokens", "vllm:request_generation_tokens", "vllm:request_params_n"),
 )
