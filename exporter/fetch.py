@@ -89,12 +89,13 @@ class FetchClient:
         self._tls = httpx.create_ssl_context()  # the trust store is loaded once, not per pool
         self._pools: dict[str, httpx.AsyncClient] = {}
 
-    def pool(self, url: str) -> httpx.AsyncClient:
-        """The pool for ``url`` (its redirects stay on its origin, so they use it too). Only
-        configured URLs come here: the number of pools is bounded by the configuration."""
-        client = self._pools.get(url)
+    def pool(self, name: str) -> httpx.AsyncClient:
+        """The pool named ``name``: a target's, or a URL's (its redirects stay on its origin, so
+        they use it too). Only configured targets and URLs come here: the configuration bounds the
+        number of pools."""
+        client = self._pools.get(name)
         if client is None:
-            client = self._pools[url] = httpx.AsyncClient(
+            client = self._pools[name] = httpx.AsyncClient(
                 headers={"Accept": ACCEPT, "Accept-Encoding": "gzip", "User-Agent": f"infersight/{__version__}"},
                 follow_redirects=False,  # followed by fetch(): same scheme, host and port only
                 verify=self._tls,
@@ -118,9 +119,11 @@ def new_client() -> FetchClient:
 
 
 async def fetch(client: FetchClient, url: str, *, timeout: float, max_bytes: int,
-                credentials: Credentials = Credentials()) -> Payload:
+                credentials: Credentials = Credentials(), pool: str | None = None) -> Payload:
     """GET ``url`` within ``timeout`` seconds (connecting, waiting for a pooled connection,
-    redirects and a slow drip included) and at most ``max_bytes`` of decompressed body.
+    redirects and a slow drip included) and at most ``max_bytes`` of decompressed body. ``pool``
+    names the connection pool (the target's name; default the URL): targets that share a URL
+    (replicas behind one Service) still get a pool each.
 
     A ``user:password@`` in ``url`` is sent as basic auth when no ``credentials`` are given (the
     configuration has already turned a target's into credentials, see settings.TargetConfig)."""
@@ -133,7 +136,7 @@ async def fetch(client: FetchClient, url: str, *, timeout: float, max_bytes: int
         credentials = Credentials.basic(*userinfo)
     try:
         async with asyncio.timeout(timeout):
-            return await _fetch(client, url, max_bytes, credentials, timeout)
+            return await _fetch(client, url, pool or url, max_bytes, credentials, timeout)
     except TimeoutError:
         raise ScrapeError(ScrapeErrorReason.TIMEOUT, f"no complete answer within {timeout:.3g}s") from None
     except _HttpxFailure as failure:
@@ -164,10 +167,11 @@ def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
     return url.scheme, url.host, url.port or _DEFAULT_PORTS.get(url.scheme)
 
 
-async def _fetch(client: FetchClient, url: str, max_bytes: int, credentials: Credentials, timeout: float) -> Payload:
+async def _fetch(client: FetchClient, url: str, pool_name: str, max_bytes: int, credentials: Credentials,
+                 timeout: float) -> Payload:
     headers = {"Authorization": credentials.header} if credentials.header else {}
     try:
-        pool = client.pool(url)
+        pool = client.pool(pool_name)
         request = pool.build_request("GET", url, headers=headers, timeout=timeout)
         origin = _origin(request.url)
         for _ in range(MAX_REDIRECTS + 1):

@@ -159,7 +159,7 @@ class TargetScraper:
         normalized, failure = None, None
         try:
             payload = await fetch(client, self.target.url, timeout=timeout, max_bytes=self.max_body_bytes,
-                                  credentials=_credentials(self.target.auth))
+                                  credentials=_credentials(self.target.auth), pool=self.target.name)
             async with self._turn:
                 normalized = self.ingest(payload)
         except ScrapeError as exc:
@@ -234,7 +234,8 @@ class TargetScraper:
         gpu = self.target.gpu
         try:
             if gpu.source is GpuSource.DCGM:
-                payload = await fetch(client, str(gpu.dcgm_url), timeout=timeout, max_bytes=self.max_body_bytes)
+                payload = await fetch(client, str(gpu.dcgm_url), timeout=timeout, max_bytes=self.max_body_bytes,
+                                      pool=f"{self.target.name} gpu")
                 families = parse(payload.text, _DCGM_PLAN.wanted, series=self._caches.setdefault(None, SeriesCache()))
                 families = _only_devices(families, frozenset(gpu.devices))
                 return True, normalize(_DCGM_PLAN, families)
