@@ -50,6 +50,7 @@ class Request:
     path: str  # without the query string
     version: str  # "1.1", "1.0"
     headers: dict[str, str] = field(default_factory=dict)  # lower-case names
+    client: str | None = None  # the peer's address (no port); never taken from a header
 
 
 @dataclass
@@ -72,10 +73,13 @@ def asgi_app(handler: Handler) -> Callable[..., Awaitable[None]]:
         close = True
         if method not in ("GET", "HEAD"):
             response = Response(405, b"Method not allowed\n", headers={"Allow": "GET, HEAD"})
-        elif headers.get("content-length", "0") != "0" or "transfer-encoding" in headers:
+        elif headers.get("content-length", "0").lstrip("0") or "transfer-encoding" in headers:
+            # llhttp let through ASCII digits only (``Content-Length: ²`` is a 400); "00" is 0.
             response = Response(413, b"Request bodies are not accepted\n")  # read nothing of it: close
         else:
-            response = await handler(Request(method, scope["path"], scope["http_version"], headers))
+            client = scope.get("client")
+            response = await handler(Request(method, scope["path"], scope["http_version"], headers,
+                                             client[0] if client else None))
             close = False
         head = [(b"content-type", response.content_type.encode("latin-1")),
                 (b"content-length", b"%d" % len(response.body))]

@@ -163,7 +163,10 @@ class TargetScraper:
             async with self._turn:
                 normalized = self.ingest(payload)
         except ScrapeError as exc:
-            failure = exc.with_traceback(None)  # its frames would keep a refused body alive
+            # Neither its frames nor the exceptions it was raised from (``raise ... from None`` still
+            # sets __context__) may keep a refused or unparsable body alive until a full GC.
+            failure = exc.with_traceback(None)
+            failure.__context__ = failure.__cause__ = None
         except Exception as exc:  # a bug must cost one target one scrape, never the exporter
             log.exception("unexpected error engine=%s target=%s", self.engine_label, self.target.name)
             failure = ScrapeError(ScrapeErrorReason.PARSE, f"internal error: {type(exc).__name__}")

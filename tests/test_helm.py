@@ -78,7 +78,7 @@ def test_vllm_example_runs_the_sidecar_beside_the_engine() -> None:
                                            "runAsGroup": 65532}
     assert exporter["readinessProbe"] == {"httpGet": {"path": "/-/ready", "port": "metrics"}, "periodSeconds": 10}
     assert exporter["livenessProbe"] == {"httpGet": {"path": "/-/healthy", "port": "metrics"}, "periodSeconds": 20}
-    assert exporter["resources"] == {"limits": {"cpu": "500m", "memory": "256Mi"},
+    assert exporter["resources"] == {"limits": {"cpu": "500m", "memory": "384Mi"},
                                      "requests": {"cpu": "50m", "memory": "64Mi"}}
 
 

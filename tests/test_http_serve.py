@@ -147,6 +147,13 @@ BODY_REFUSED = _answer(413, b"Request bodies are not accepted\n", close=True)
     (b"GET /m HTTP/1.0\n\n", INVALID),  # bare newlines: llhttp is strict
     (b"GET /m HTTP/1.1\r\nNo colon here\r\n\r\n", INVALID),
     (b"GET /m HTTP/1.1\r\nContent-Length: x\r\n\r\n", INVALID),
+    # Digits that are not ASCII (int() would take the Arabic-Indic ones): refused by llhttp, 400.
+    ("GET /m HTTP/1.1\r\nContent-Length: \u00b2\r\n\r\n".encode(), INVALID),
+    (b"GET /m HTTP/1.1\r\nContent-Length: \xb2\r\n\r\n", INVALID),
+    ("GET /m HTTP/1.1\r\nContent-Length: \u0663\r\n\r\n".encode(), INVALID),
+    (b"GET /m HTTP/1.1\r\nContent-Length: -1\r\n\r\n", INVALID),
+    (b"GET /m HTTP/1.1\r\nContent-Length: +0\r\n\r\n", INVALID),
+    (b"GET /m HTTP/1.1\r\nContent-Length:\r\n\r\n", INVALID),
     (b"GET /m HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", INVALID),
     (b"GET /\xff HTTP/1.1\r\n\r\n", INVALID),
     (b"GET /m HTTP/1.1\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n", TOO_LARGE_HEAD),
@@ -158,6 +165,13 @@ def test_bad_requests_get_a_status_and_the_connection_ends(server: HttpServer, r
     with _connect(server) as conn:
         conn.sendall(request_bytes)
         assert _read_all(conn) == answer
+
+
+def test_a_content_length_of_zero_in_any_spelling_is_no_body(server: HttpServer) -> None:
+    with _connect(server) as conn:
+        conn.sendall(b"GET /z HTTP/1.1\r\nContent-Length: 00\r\n\r\nGET /y HTTP/1.1\r\nContent-Length: 0\r\n"
+                     b"Connection: close\r\n\r\n")
+        assert _read_all(conn) == _ok(b"GET /z HTTP/1.1 -\n") + _ok(b"GET /y HTTP/1.1 -\n", close=True)
 
 
 def test_a_head_sent_in_pieces_is_bounded_in_total(server: HttpServer) -> None:

@@ -41,6 +41,8 @@ def _raw(url: str, method: str = "GET", **headers: str) -> tuple[httpx.Response,
 @pytest.mark.parametrize(("accept_encoding", "gzipped"), [
     ("gzip", True), ("gzip, deflate", True), ("*", True),
     ("identity", False), ("gzip;q=0", False), ("gzip;q=0, identity;q=1", False), ("br", False),
+    ("GZIP", True), ("x-gzip", True), ("gzip;q=0.001", True),
+    ("gzip;q=0, *", False), ("*;q=0", False), ("gzip ; Q=0.000", False),  # gzip refused outright
 ])
 def test_gzip_only_where_accepted(url: str, accept_encoding: str, gzipped: bool) -> None:
     response, body = _raw(url + "/metrics", **{"Accept-Encoding": accept_encoding})
