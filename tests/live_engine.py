@@ -37,6 +37,25 @@ class LiveEngine:
         Gauge("vllm:num_requests_running", "running", labels, registry=self.registry).labels("0", MODEL).set(12)
         Gauge("vllm:num_requests_waiting", "waiting", labels, registry=self.registry).labels("0", MODEL).set(3)
         Gauge("vllm:kv_cache_usage_perc", "kv", labels, registry=self.registry).labels("0", MODEL).set(0.42)
+        # vLLM 0.21+/0.33 families (waiting by reason, sleep state, admission rejections, cached prompt
+        # tokens, speculative decoding, prefill/decode time), so every panel has data.
+        waiting = Gauge("vllm:num_requests_waiting_by_reason", "waiting", labels + ["reason"], registry=self.registry)
+        waiting.labels("0", MODEL, "capacity").set(2)
+        waiting.labels("0", MODEL, "deferred").set(1)
+        Gauge("vllm:engine_sleep_state", "sleep", labels + ["sleep_state"],
+              registry=self.registry).labels("0", MODEL, "awake").set(1)
+        self.rejections = Counter("vllm:admission_rejections", "rejected", labels,
+                                  registry=self.registry).labels("0", MODEL)
+        self.cached = Counter("vllm:prompt_tokens_cached", "cached", labels, registry=self.registry).labels("0", MODEL)
+        self.drafts = Counter("vllm:spec_decode_num_drafts", "drafts", labels, registry=self.registry).labels("0", MODEL)
+        self.draft_tokens = Counter("vllm:spec_decode_num_draft_tokens", "draft tokens", labels,
+                                    registry=self.registry).labels("0", MODEL)
+        self.accepted = Counter("vllm:spec_decode_num_accepted_tokens", "accepted", labels,
+                                registry=self.registry).labels("0", MODEL)
+        self.prefill = Histogram("vllm:request_prefill_time_seconds", "prefill", labels, buckets=LATENCY_BUCKETS,
+                                 registry=self.registry).labels("0", MODEL)
+        self.decode = Histogram("vllm:request_decode_time_seconds", "decode", labels, buckets=LATENCY_BUCKETS,
+                                registry=self.registry).labels("0", MODEL)
         self.slow_ttft_seconds: float | None = None  # set to inject a TTFT regression
         self._requests_per_tick, self._tick = requests_per_tick, tick_seconds
         self._stop = threading.Event()
@@ -67,7 +86,14 @@ class LiveEngine:
                 self.generation.inc(240)
                 self.prefix_queries.inc(1200)
                 self.prefix_hits.inc(300)
+                self.cached.inc(300)
+                self.drafts.inc(60)
+                self.draft_tokens.inc(180)
+                self.accepted.inc(120)
+                self.prefill.observe(0.1)
+                self.decode.observe(2.0)
             self.preemptions.inc()
+            self.rejections.inc()
 
     def _handler(self):
         registry = self.registry

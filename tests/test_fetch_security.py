@@ -50,7 +50,9 @@ def test_a_urls_userinfo_is_basic_auth_and_shows_nowhere_else(caplog: pytest.Log
     engine.serve("/m?token=qs-secret-value", HEALTHY)
     up, down = f"127.0.0.1:{engine.port}", f"127.0.0.1:{closed_port()}"
     try:
-        with caplog.at_level(logging.DEBUG), running_exporter(engine="vllm", targets=[
+        # httpx's own logger too: a CLI test earlier in the run may have set it to WARNING.
+        with caplog.at_level(logging.DEBUG), caplog.at_level(logging.DEBUG, logger="httpx"), \
+                running_exporter(engine="vllm", targets=[
                 f"http://alice:secret@{up}/m", f"http://bob:secret@{down}/m",
                 f"query=http://{up}/m?token=qs-secret-value"]) as url:
             text = scrape(url)

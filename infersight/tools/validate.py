@@ -162,9 +162,11 @@ def _bracket(snapshots: list[Snapshot], report: dict) -> list[Snapshot]:
 
 
 class _Scraper:
-    """Scrapes exporters every ``interval`` seconds in a thread until stopped."""
+    """Scrapes exporters every ``interval`` seconds in a thread until stopped. At least a second
+    apart: the exporter fetches a target at most once a second after a burst of three and answers
+    a faster scraper with its last report (docs/reliability.md), which would end the window early."""
 
-    def __init__(self, urls: list[str], interval: float = 0.5):
+    def __init__(self, urls: list[str], interval: float = 1.0):
         self.history = History(urls)
         self._stop = threading.Event()
         self._interval = interval
@@ -210,7 +212,7 @@ def validate_engine(engine: str, version: str, requests: int = 120, concurrency:
                                   warmup=concurrency)
         try:
             report = _run_aiperf(command, out)
-            time.sleep(1.0)  # one more scrape after the last request
+            time.sleep(2.5)  # a fresh scrape after the last request
         finally:
             snapshots = scraper.stop()
         # The engine's exact figures for the same span, from its raw observations: they split the
@@ -476,7 +478,7 @@ def validate_external(url: str, engine: str = "vllm", model: str | None = None, 
             if on_start is not None:
                 on_start()
             report = _run_aiperf(command, out)
-            time.sleep(1.0)  # one more scrape after the last request
+            time.sleep(2.5)  # a fresh scrape after the last request
         finally:
             snapshots = scraper.stop()
     finally:
