@@ -1,9 +1,12 @@
 """Run a profile in virtual time and print what the pipeline would measure, beside the seed's figures.
 
-``infersight simulate --profile seed-vllm --calibrate`` runs ten simulated minutes in a few
-seconds. Quantiles are computed from the engine format's own buckets with Prometheus'
-``histogram_quantile``, as ``infersight compare`` computes them, and exactly from the raw
-observations, so the bucket error is visible too.
+``infersight simulate --profile seed-vllm --calibrate`` runs ten simulated minutes (after the
+profile's warm start, as the real-time engine starts) in a few seconds. Quantiles are computed
+from the engine format's own buckets with Prometheus' ``histogram_quantile``, as ``infersight
+compare`` computes them, and exactly from the raw observations, so the bucket error is visible
+too. A real-time engine steps the same model on the wall clock: its ``/control/truth`` over a
+window is, to the token, a virtual-time run's of its profile and seed over the same stretch of
+model time (``tests/test_demo_steady.py``).
 """
 
 from __future__ import annotations
@@ -40,8 +43,12 @@ def _quantile(h, q: float) -> float:
     return histogram_quantile(q, [*zip(h.bounds, h.cumulative(), strict=True), (float("inf"), h.count)])
 
 
-def calibrate(profile: Profile, seconds: float = 600.0, warmup: float = 60.0, seed: int = 1,
+def calibrate(profile: Profile, seconds: float = 600.0, warmup: float | None = None, seed: int = 1,
               v0_buckets: bool = False) -> Calibration:
+    """``warmup``: virtual seconds run before measuring; by default the profile's warm start (what
+    a real-time engine of the profile runs before it listens), or 60 s without one."""
+    if warmup is None:
+        warmup = profile.warm_start_seconds or 60.0
     model = EngineModel(profile.performance, profile.workload, seed=seed)
     now, kv_area, gen_before = 0.0, 0.0, 0.0
     while now < warmup:

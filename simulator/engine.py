@@ -27,6 +27,10 @@ FAULT_SYNTAX = re.compile(r"^(?P<kind>[a-z_]+)@(?P<start>\d+(?:\.\d+)?)(?:\+(?P<
                           r"(?::(?P<value>\d+(?:\.\d+)?))?$")
 MAX_FAULTS = 1000  # faults kept at once (scheduled or active); ended ones are dropped
 MAX_FAULT_SECONDS = 3600.0  # the largest TTFT regression or /metrics delay
+# How far the real-time loop may fall behind the model's schedule and still catch up (see
+# SimulatedEngine._run). A stall longer than this (a suspended process) is lost time: the model
+# resumes from the wall clock, as a GPU that stalled would.
+CATCH_UP_SECONDS = 1.0
 
 # What each kind's value means, and its range: (low, low included, high).
 _VALUE_RANGES: dict[str, tuple[str, float, bool, float]] = {
@@ -189,6 +193,34 @@ class FaultSchedule:
 
 
 @dataclass
+class LoopStats:
+    """How late the real-time loop woke for its steps: the machine's share of the story when the
+    figures differ from the profile's calibration (``/control/state``'s ``loop``)."""
+
+    steps: int = 0
+    late_steps: int = 0  # woke more than 5 ms after the step's end
+    late_seconds_max: float = 0.0
+    late_seconds_total: float = 0.0
+    lost_seconds: float = 0.0  # behind by more than CATCH_UP_SECONDS: not replayed
+
+    def record(self, late: float) -> None:
+        self.steps += 1
+        if late > 0:
+            self.late_seconds_total += late
+            self.late_seconds_max = max(self.late_seconds_max, late)
+        if late > 0.005:
+            self.late_steps += 1
+        if late > CATCH_UP_SECONDS:
+            self.lost_seconds += late
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {"steps": self.steps, "late_steps": self.late_steps,
+                "late_seconds_max": round(self.late_seconds_max, 4),
+                "late_seconds_mean": round(self.late_seconds_total / self.steps, 5) if self.steps else 0.0,
+                "lost_seconds": round(self.lost_seconds, 3)}
+
+
+@dataclass
 class SimulatedEngine:
     engine: str
     version: str
@@ -214,6 +246,14 @@ class SimulatedEngine:
         self._build()
         self._pending: list[tuple[Request, int, bool]] = []
         self._streams: dict[int, tuple[Request, asyncio.Queue[tuple[int, bool]]]] = {}
+        # API requests not yet handed to the model: each joins the queue at the first step that
+        # begins at or after its arrival, so no step that began earlier can serve it.
+        self._held: list[Request] = []
+        self.loop = LoopStats()
+        # The model's clock: where the next step begins, and where it began (time.monotonic()
+        # seconds; the origin is warm_start_seconds before the loop started, with a warm start).
+        self.clock: float | None = None
+        self.origin: float | None = None
 
     def _build(self) -> None:
         workload = self.profile.workload
@@ -257,6 +297,8 @@ class SimulatedEngine:
     def restart(self) -> None:
         """As if the engine process restarted: requests in flight fail, counters start from zero."""
         log.info("simulated restart of %s %s", self.engine, self.version)
+        self.model.waiting.extend(r for r in self._held if r.finished is None)  # they fail too
+        self._held = []
         self.model.reset()
         self.restarts += 1
         self._build()
@@ -283,24 +325,65 @@ class SimulatedEngine:
                 request.finished, request.finish_reason = now, FinishReason.ERROR
             queue.put_nowait((request.output_tokens, True))
 
+    def warm_up(self, until: float | None = None) -> None:
+        """Start in the steady state: run the synthetic load in virtual time for the profile's
+        ``warm_start_seconds`` ending at ``until`` (now), as if the engine had been serving it
+        since then. Counters, histograms, the queue and the KV cache then hold what an engine
+        that has been up that long holds, and the first minute measured is a steady one, not the
+        clients' ramp."""
+        seconds = self.profile.warm_start_seconds
+        if not self.synthetic_load or seconds <= 0 or self.clock is not None:
+            return
+        now = self.origin = (time.monotonic() if until is None else until) - seconds
+        while now < (time.monotonic() if until is None else until):
+            now = self.model.step(now)
+        self.clock = now
+
     async def _run(self) -> None:
-        now = time.monotonic()
+        self.warm_up()
+        now = time.monotonic() if self.clock is None else self.clock
+        if self.origin is None:
+            self.origin = now
         while True:
             self._apply_faults()
             if self.down:
                 await asyncio.sleep(0.05)
-                now = time.monotonic()
+                now = self.clock = time.monotonic()
                 continue
+            self._admit_arrived(now)
             end = self.model.begin(now)
             delay = end - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            # The step ends when it really did: if the event loop woke late (a busy CPU), the
-            # tokens are stamped with that time, so every figure the engine reports is one a
-            # client could observe, never the optimistic schedule.
-            now = max(end, time.monotonic())
+            else:
+                await asyncio.sleep(0)  # catching up: still let the server answer in between
+            woke = time.monotonic()
+            # The model keeps its own schedule, anchored to the wall clock: a step ends when the
+            # model says, and the next begins then, even when the event loop woke late (a busy
+            # CPU) -- the next sleeps are shorter and the loop catches up. Stamping each step at
+            # the late wake-up instead would add every wake-up's delay (about a millisecond per
+            # 24 ms step, far more on a loaded machine) to the model's time: fewer tokens per
+            # second, longer gaps, and a fuller queue than the profile's. Beyond CATCH_UP_SECONDS
+            # behind, the time is lost rather than replayed in a burst.
+            late = woke - end
+            self.loop.record(late)
+            now = self.clock = end if late <= CATCH_UP_SECONDS else woke
             self.model.finish(now)
             self._deliver()
+
+    def _admit_arrived(self, now: float) -> None:
+        """Hand the model the held API requests that arrived by ``now``, in arrival order."""
+        if not self._held:
+            return
+        keep: list[Request] = []
+        for request in self._held:
+            if request.finished is not None:
+                continue  # its client left before it reached the queue
+            if request.arrival <= now:
+                self.model.waiting.append(request)
+            else:
+                keep.append(request)
+        self._held = keep
 
     def _deliver(self) -> None:
         pending, self._pending = self._pending, []
@@ -324,6 +407,11 @@ class SimulatedEngine:
         arrival = time.monotonic() if arrival is None else arrival
         request = self.model.submit(arrival, prompt_tokens, max_tokens, listener=listener,
                                     ignore_eos=ignore_eos)
+        # Held until a step begins at or after its arrival (_admit_arrived): when the loop is
+        # catching up, the next step may begin (in model time) before the request arrived.
+        if self.model.waiting and self.model.waiting[-1] is request:
+            self.model.waiting.pop()
+            self._held.append(request)
         self._streams[request.id] = (request, queue)
         return request, queue
 
@@ -341,6 +429,16 @@ class SimulatedEngine:
     def dcgm_text(self) -> bytes:
         return dcgm_text(self.recorder, self.profile.gpu).encode()
 
+    def clock_state(self) -> dict[str, float | None]:
+        """Where the model's clock began (Unix time: a run of the same profile and seed in virtual
+        time from there replays this engine's synthetic load exactly) and how far behind the wall
+        clock its next step is."""
+        mono, wall = time.monotonic(), time.time()
+        return {"seed": self.seed + self.restarts,
+                "origin_unix_seconds": None if self.origin is None else wall - (mono - self.origin),
+                "warm_start_seconds": self.profile.warm_start_seconds if self.synthetic_load else 0.0,
+                "behind_seconds": None if self.clock is None else round(max(0.0, mono - self.clock), 4)}
+
     def snapshot(self) -> dict[str, object]:
         m = self.model
         now = self.elapsed
@@ -351,4 +449,5 @@ class SimulatedEngine:
                 "running": len(m.running), "waiting": len(m.waiting), "kv_cache_usage_ratio": m.kv_usage_ratio,
                 "gpu_utilization_ratio": self.recorder.gpu_utilization(), "restarts": self.restarts,
                 "uptime_seconds": round(now, 3), "failure": self.failure,
+                "loop": self.loop.as_dict(), "clock": self.clock_state(),
                 "faults": [f.as_dict() for f in faults], "active_faults": [f.kind for f in faults if f.active(now)]}

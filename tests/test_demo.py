@@ -7,6 +7,8 @@ import bisect
 import socket
 import subprocess
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 import httpx
 import pytest
@@ -17,6 +19,21 @@ from infersight.simulator.formats import ITL_V0, ITL_V1, TTFT_V0, TTFT_V1
 from tests.processes import infersight_command, require_binary
 
 pytestmark = pytest.mark.e2e
+
+T = TypeVar("T")
+
+
+def poll(what: str, check: Callable[[], T | None], timeout: float, every: float = 0.5) -> T:
+    """``check()``'s first truthy answer, asked every ``every`` s; fails naming ``what`` after
+    ``timeout`` s (a deadline, never a fixed sleep: a fast machine does not wait it out)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = check()
+        if answer:
+            return answer
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what}: not within {timeout:g} s (last answer {answer!r})")
+        time.sleep(every)
 
 
 def free_base_port() -> int:
@@ -31,6 +48,17 @@ def free_base_port() -> int:
             continue
         return base
     raise AssertionError("no free port range")
+
+
+def packaged_rules() -> list[dict]:
+    """Every rule of the files the demo gives Prometheus."""
+    import yaml
+
+    from infersight import alerts
+
+    return [rule for name in (alerts.GENERATED_RULES, alerts.ALERT_RULES)
+            for group in yaml.safe_load(alerts.packaged(name).read_text(encoding="utf-8"))["groups"]
+            for rule in group["rules"]]
 
 
 def bucket(value: float, bounds: tuple[float, ...]) -> int:
@@ -48,12 +76,16 @@ def test_demo_comparison_matches_the_engines_ground_truth() -> None:
         prometheus = f"http://127.0.0.1:{demo.prometheus_port}"
         groups = httpx.get(f"{prometheus}/api/v1/rules", timeout=10).json()["data"]["groups"]
         assert httpx.get(f"http://127.0.0.1:{demo.ui_port}/_stcore/health", timeout=10).text == "ok"
-        assert sum(len(g["rules"]) for g in groups) == 72 + 9
-        time.sleep(8)  # the engines' synthetic clients ramp up
+        assert sum(len(g["rules"]) for g in groups) == len(packaged_rules())
+        # The engines start in their steady state (warm start): no ramp to wait out. Scrape the
+        # exporters until the history spans 20 s (about 11 scrapes, 2 s apart).
         history = History([f"http://127.0.0.1:{e.exporter_port}/metrics" for e in demo.engines])
-        for _ in range(11):
+
+        def spans_20_s() -> bool:
             history.scrape()
-            time.sleep(2)
+            return history.snapshots[-1].time - history.snapshots[0].time >= 20
+
+        poll("20 s of exporter scrapes", spans_20_s, timeout=60, every=2)
         window = list(history.snapshots)
         rows = {row["engine"]: row for row in embedded_rows(window)}
         truths = {e.engine: httpx.get(f"http://127.0.0.1:{e.port}/control/truth",

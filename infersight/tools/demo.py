@@ -19,6 +19,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -130,9 +131,30 @@ def wait_ready(url: str, timeout: float = 30.0) -> bool:
     return False
 
 
+def wait_for(check: Callable[[], bool], timeout: float) -> bool:
+    """Whether ``check()`` holds within ``timeout`` seconds (asked every 0.2 s; errors are no)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return True
+        except (httpx.HTTPError, ValueError, KeyError):
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def _query(api: str, query: str) -> list[dict[str, object]]:
+    return httpx.get(f"{api}/query", params={"query": query}, timeout=5).json()["data"]["result"]
+
+
+def _rule_count(api: str) -> int:
+    return sum(len(g["rules"]) for g in httpx.get(f"{api}/rules", timeout=5).json()["data"]["groups"])
+
+
 class Demo:
     def __init__(self, base_port: int = 18000, prometheus: bool = True, print_every: float = 30.0,
-                 window: float = 60.0, ui: bool = True):
+                 window: float = 60.0, ui: bool = True, first_print: float = 45.0):
         self.want_ui = ui
         self.engines = demo_engines(base_port)
         self.prometheus_port = base_port + 1090
@@ -141,6 +163,9 @@ class Demo:
         self.ui_port = base_port + 1501
         self.want_prometheus = prometheus
         self.print_every = print_every
+        # The first comparison waits for this many seconds of scrapes: over 30 s, the tokens of
+        # the few prefills in it move a rate by up to 8%; over 45 s, by up to 6%.
+        self.first_print = first_print
         self.window = window
         self.processes: list[subprocess.Popen[bytes]] = []
         self.workdir = Path(tempfile.mkdtemp(prefix="infersight-demo-"))
@@ -178,14 +203,16 @@ class Demo:
             config = self.workdir / f"exporter-{e.name}.yaml"
             config.write_text(yaml.safe_dump(exporter_config(e), sort_keys=False))
             self._spawn([*cli, "exporter", "--config", str(config)], f"exporter-{e.name}")
-        if self.prometheus_binaries():
-            self._start_prometheus()
-        if self.want_ui:
-            self._start_ui()
+        # Prometheus only once every exporter answers: its first evaluations would otherwise
+        # see the exporters absent (LLMExporterAbsent, a page, pending with nothing wrong).
         for e in self.engines:
             for url in (f"http://{HOST}:{e.port}/health", f"http://{HOST}:{e.exporter_port}/-/ready"):
                 if not wait_ready(url):
                     raise RuntimeError(f"{url} did not become ready; logs in {self.workdir}")
+        if self.prometheus_binaries():
+            self._start_prometheus()
+        if self.want_ui:
+            self._start_ui()
 
     def _start_ui(self) -> None:
         import os
@@ -221,14 +248,26 @@ class Demo:
             copy.parent.mkdir(exist_ok=True)
             copy.write_text(alerts.packaged(name).read_text(encoding="utf-8"), encoding="utf-8")
             rule_files.append(str(copy))
-        (self.workdir / "prometheus.yml").write_text(
-            yaml.safe_dump(prometheus_config(self.engines, self.alertmanager_port, rule_files), sort_keys=False))
-        self._spawn(["prometheus", f"--config.file={self.workdir / 'prometheus.yml'}",
-                     f"--storage.tsdb.path={self.workdir / 'prometheus'}",
-                     f"--web.listen-address={HOST}:{self.prometheus_port}", "--log.level=warn"], "prometheus")
+        # Prometheus starts without the rules and gets them once it has scraped every exporter:
+        # evaluated before its first scrape, `absent(llm_exporter_build_info)` is true and
+        # LLMExporterAbsent (a page) goes pending while nothing is wrong.
+        config = self.workdir / "prometheus.yml"
+        config.write_text(yaml.safe_dump(prometheus_config(self.engines, self.alertmanager_port, []), sort_keys=False))
+        prometheus = self._spawn(["prometheus", f"--config.file={config}",
+                                  f"--storage.tsdb.path={self.workdir / 'prometheus'}",
+                                  f"--web.listen-address={HOST}:{self.prometheus_port}", "--log.level=warn"],
+                                 "prometheus")
         for url in (f"http://{HOST}:{self.prometheus_port}/-/ready", f"http://{HOST}:{self.alertmanager_port}/-/ready"):
             if not wait_ready(url):
                 raise RuntimeError(f"{url} did not become ready; logs in {self.workdir}")
+        api = f"http://{HOST}:{self.prometheus_port}/api/v1"
+        if not wait_for(lambda: len(_query(api, "llm_exporter_build_info")) >= len(self.engines), 30):
+            raise RuntimeError(f"Prometheus did not scrape every exporter within 30 s; logs in {self.workdir}")
+        config.write_text(yaml.safe_dump(prometheus_config(self.engines, self.alertmanager_port, rule_files),
+                                         sort_keys=False))
+        prometheus.send_signal(signal.SIGHUP)  # reload: the same scrapes, now with the rules
+        if not wait_for(lambda: _rule_count(api) > 0, 30):
+            raise RuntimeError(f"Prometheus did not load the rules within 30 s; logs in {self.workdir}")
 
     def describe(self) -> str:
         lines = ["infersight demo is running (Ctrl-C stops everything):"]
@@ -253,14 +292,18 @@ class Demo:
 
     def loop(self, duration: float | None = None) -> None:
         """Scrape the exporters every 5 s into the embedded history; print the comparison now and then."""
-        started = last_print = time.monotonic()
+        started = time.monotonic()
+        last_print = started + self.first_print - self.print_every
         while duration is None or time.monotonic() - started < duration:
             self.history.scrape()
             if time.monotonic() - last_print >= self.print_every:
                 last_print = time.monotonic()
-                rows = embedded_rows(self.history.window(self.window))
-                print(f"\n--- comparison over the last {self.window:.0f} s (embedded scrapes) ---\n" + to_table(rows),
-                      flush=True)
+                window = self.history.window(self.window)
+                span = window[-1].time - window[0].time if window else 0.0
+                # The engines start in their steady state (their profiles' warm start), so even
+                # the first comparison, over less than the window, is the seed's figures.
+                print(f"\n--- comparison over the last {span:.0f} s (embedded scrapes) ---\n"
+                      + to_table(embedded_rows(window)), flush=True)
             for p in self.processes:
                 if p.poll() is not None:
                     raise RuntimeError(f"{p.args[3] if len(p.args) > 3 else p.args[0]} exited ({p.returncode}); "
