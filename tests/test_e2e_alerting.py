@@ -66,6 +66,19 @@ class Webhook:
         self._server.server_close()
 
 
+def prometheus_config(rules: Path, am_port: int, exporter_port: int) -> str:
+    """Prometheus at 1 s: the generated SLO rules, the hand-written alerts, one exporter, one Alertmanager."""
+    return f"""\
+global: {{scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1s}}
+rule_files: [{rules}, {REPO / "alerts" / "rules" / "llm-alerts.yml"}]
+alerting:
+  alertmanagers: [{{static_configs: [{{targets: ["127.0.0.1:{am_port}"]}}]}}]
+scrape_configs:
+  - job_name: infersight
+    static_configs: [{{targets: ["127.0.0.1:{exporter_port}"]}}]
+"""
+
+
 def wait_for_query(port: int, query: str, *, at_least: float, timeout: float) -> float:
     """Poll Prometheus until ``query`` returns one value >= ``at_least``; that value."""
     deadline = time.monotonic() + timeout
@@ -109,15 +122,7 @@ def test_ttft_regression_pages_and_recovery_resolves(tmp_path: Path) -> None:
     engine, webhook = LiveEngine(), Webhook()
     exporter_port, prometheus_port, am_port = free_port(), free_port(), free_port()
     (tmp_path / "alertmanager.yml").write_text(alertmanager_config(webhook.port))
-    (tmp_path / "prometheus.yml").write_text(f"""\
-global: {{scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1s}}
-rule_files: [{rules}, {REPO / "alerts" / "rules" / "llm-alerts.yml"}]
-alerting:
-  alertmanagers: [{{static_configs: [{{targets: ["127.0.0.1:{am_port}"]}}]}}]
-scrape_configs:
-  - job_name: infersight
-    static_configs: [{{targets: ["127.0.0.1:{exporter_port}"]}}]
-""")
+    (tmp_path / "prometheus.yml").write_text(prometheus_config(rules, am_port, exporter_port))
     exporter_cmd = [*infersight_command(), "exporter", "--engine", "vllm", "--listen", f"127.0.0.1:{exporter_port}",
                     "--target", f"vllm-a={engine.url}"]
     am_cmd = [alertmanager_bin, f"--config.file={tmp_path / 'alertmanager.yml'}",

@@ -30,7 +30,7 @@ from tests.conftest import OWN_FIXTURES, REPO
 from tests.processes import free_port, infersight_command, require_binary, running
 from tests.real_vllm_support import (FIXTURE, KV_BLOCKS, SIGNALS, Load, expected_unified, mapped_raw, samples, scrape,
                                      send_fixed_requests, unified, value, wait_idle)
-from tests.test_e2e_alerting import Webhook, alertmanager_config, wait_for_query
+from tests.test_e2e_alerting import Webhook, alertmanager_config, prometheus_config, wait_for_query
 
 pytestmark = pytest.mark.e2e
 
@@ -241,15 +241,7 @@ def stack(vllm: EngineSlot, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     replay_port, exporter_port, prometheus_port, am_port = free_port(), free_port(), free_port(), free_port()
     webhook = Webhook()
     (tmp / "alertmanager.yml").write_text(alertmanager_config(webhook.port))
-    (tmp / "prometheus.yml").write_text(f"""\
-global: {{scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1s}}
-rule_files: [{rules}, {REPO / "alerts" / "rules" / "llm-alerts.yml"}]
-alerting:
-  alertmanagers: [{{static_configs: [{{targets: ["127.0.0.1:{am_port}"]}}]}}]
-scrape_configs:
-  - job_name: infersight
-    static_configs: [{{targets: ["127.0.0.1:{exporter_port}"]}}]
-""")
+    (tmp / "prometheus.yml").write_text(prometheus_config(rules, am_port, exporter_port))
     with ExitStack() as stack:
         stack.callback(webhook.close)
         stack.enter_context(running([*infersight_command(), "replay", str(REPLAY), "--listen",

@@ -5,16 +5,15 @@ an engine loop that dies anyway turns /health to 503 rather than hanging its cli
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from tests.processes import free_port, infersight_command, running
+from tests.test_simulator_api import MODEL, engine  # noqa: F401 (the fixture: one simulated engine per module)
 
 pytestmark = pytest.mark.integration
 
-MODEL = "Qwen/Qwen3-0.6B"  # the "small" profile's model
 KV_RANGE = "kv_saturation's value is the share of the KV cache left: a number > 0 and <= 1"
 DURATION = "must be a finite number > 0 (or absent: until cleared)"
 KINDS = "'ttft_regression', 'outage', 'error_burst', 'kv_saturation', 'slow_metrics' or 'restart'"
@@ -22,16 +21,6 @@ KINDS = "'ttft_regression', 'outage', 'error_burst', 'kv_saturation', 'slow_metr
 # client, every post answered with every fault so far, the engine loop scanning every fault at each
 # step): 24.7 s, growing with each post (0.8 s for the first 500, 6.4 s for the last 500).
 BEFORE_SECONDS = 24.7
-
-
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory) -> Iterator[str]:
-    port = free_port()
-    log = tmp_path_factory.mktemp("simulate") / "simulate.log"
-    cmd = [*infersight_command(), "simulate", "--engine", "vllm", "--version", "0.33", "--profile", "small",
-           "--no-load", "--port", str(port)]
-    with running(cmd, f"http://127.0.0.1:{port}/health", log=log):
-        yield f"http://127.0.0.1:{port}"
 
 
 def completes(base: str) -> bool:

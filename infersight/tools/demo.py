@@ -109,11 +109,13 @@ class PageRecorder(BaseHTTPRequestHandler):
         pass
 
 
-def port_free(port: int) -> bool:
-    with socket.socket() as s:
+def port_free(port: int, host: str = HOST) -> bool:
+    """Whether a server could listen on host:port now. SO_REUSEADDR as uvicorn sets it: connections
+    of a killed server left in TIME_WAIT do not hold the port, a listening socket does."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            s.bind((HOST, port))
+            s.bind((host, port))
         except OSError:
             return False
     return True

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,8 @@ from importlib import resources
 from pathlib import Path
 
 import httpx
+
+from infersight.tools.demo import port_free
 
 VLLM_VERSION = "0.32.0"
 MODEL_NAME = "tiny-llama"
@@ -75,18 +76,6 @@ def ensure_model(folder: Path | None = None) -> Path:
     return folder
 
 
-def port_free(host: str, port: int) -> bool:
-    """Whether a server could listen on host:port now. SO_REUSEADDR as uvicorn sets it: connections
-    of a killed server left in TIME_WAIT do not hold the port, a listening socket does."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
 def _tail(text: str, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
@@ -120,7 +109,7 @@ class RealVllm:
         return [*args, *self.extra_args]
 
     def start(self, timeout: float = START_TIMEOUT_SECONDS) -> RealVllm:
-        if not port_free(self.host, self.port):
+        if not port_free(self.port, self.host):
             raise RealEngineError(f"port {self.port} on {self.host} is taken: stop what holds it or pick another "
                                   "with --port")
         model = ensure_model(self.model_dir)
