@@ -29,6 +29,7 @@ import yaml
 
 from infersight import alerts
 from infersight.compare import History, embedded_rows, to_table
+from infersight.exporter.schema import M
 
 HOST = "127.0.0.1"
 A100_DOLLARS_PER_HOUR = 3.25  # the seed's figure: 2 x $3.25 x 730 h = $4,745 a month
@@ -263,7 +264,7 @@ class Demo:
             if not wait_ready(url):
                 raise RuntimeError(f"{url} did not become ready; logs in {self.workdir}")
         api = f"http://{HOST}:{self.prometheus_port}/api/v1"
-        if not wait_for(lambda: len(_query(api, "llm_exporter_build_info")) >= len(self.engines), 30):
+        if not wait_for(lambda: len(_query(api, M.EXPORTER_BUILD_INFO.name)) >= len(self.engines), 30):
             raise RuntimeError(f"Prometheus did not scrape every exporter within 30 s; logs in {self.workdir}")
         config.write_text(yaml.safe_dump(prometheus_config(self.engines, self.alertmanager_port, rule_files),
                                          sort_keys=False))
