@@ -72,6 +72,8 @@ GAUGES = {  # unified -> vLLM 0.32 (summed over data-parallel ranks; the KV rati
 }
 COUNTERS = {
     "llm_prompt_tokens_total": "vllm:prompt_tokens_total",
+    "llm_prompt_tokens_cached_total": "vllm:prompt_tokens_cached_total",  # local + external cache hits
+    "llm_admission_rejections_total": "vllm:admission_rejections_total",
     "llm_generation_tokens_total": "vllm:generation_tokens_total",
     "llm_preemptions_total": "vllm:num_preemptions_total",
     "llm_prefix_cache_queries_total": "vllm:prefix_cache_queries_total",
@@ -83,19 +85,25 @@ HISTOGRAMS = {
     "llm_time_per_output_token_seconds": "vllm:request_time_per_output_token_seconds",
     "llm_request_duration_seconds": "vllm:e2e_request_latency_seconds",
     "llm_request_queue_seconds": "vllm:request_queue_time_seconds",
+    "llm_request_prefill_seconds": "vllm:request_prefill_time_seconds",
+    "llm_request_decode_seconds": "vllm:request_decode_time_seconds",
 }
-SIGNALS = (*GAUGES, *COUNTERS, "llm_requests_total", *HISTOGRAMS)  # every signal a vLLM payload carries
+WAITING_BY_REASON = "vllm:num_requests_waiting_by_reason"  # reason = capacity | deferred, summed over ranks
+SLEEP_STATE = "vllm:engine_sleep_state"  # sleep_state="awake" is 1 on an awake rank: its mean is the awake ratio
+SIGNALS = (*GAUGES, "llm_requests_waiting_by_reason", "llm_engine_awake_ratio", *COUNTERS, "llm_requests_total",
+           *HISTOGRAMS)  # every signal a vLLM payload carries
 HTTP_5XX = re.compile(r"5(xx|\d\d)")
+HTTP_4XX = re.compile(r"4(xx|\d\d)")
 
 
 def mapped_raw(found: Samples) -> dict[tuple[str, frozenset], float]:
     """The raw engine samples the unified series are made of (what must not move during a read)."""
-    names = {*GAUGES.values(), *COUNTERS.values(), "vllm:request_success_total"}
+    names = {*GAUGES.values(), *COUNTERS.values(), WAITING_BY_REASON, SLEEP_STATE, "vllm:request_success_total"}
     for h in HISTOGRAMS.values():
         names |= {f"{h}_bucket", f"{h}_count", f"{h}_sum"}
     out = {(n, frozenset(l.items())): v for n in names for l, v in found.get(n, ())}
     out |= {("http_requests_total", frozenset(l.items())): v for l, v in found.get("http_requests_total", ())
-            if HTTP_5XX.fullmatch(l.get("status", ""))}
+            if HTTP_5XX.fullmatch(l.get("status", "")) or HTTP_4XX.fullmatch(l.get("status", ""))}
     return out
 
 
@@ -115,6 +123,12 @@ def expected_unified(raw: Samples, target: str, engine: str = "vllm") -> dict[Ke
         for unified, name in GAUGES.items():
             series = [v for l, v in raw.get(name, ()) if l.get("model_name") == model]
             put(unified, sum(series) / len(series) if unified == "llm_kv_cache_usage_ratio" else sum(series))
+        for reason in sorted({l["reason"] for l, _ in raw.get(WAITING_BY_REASON, ()) if l.get("model_name") == model}):
+            put("llm_requests_waiting_by_reason", total(WAITING_BY_REASON, lambda l: l["reason"] == reason),
+                reason=reason)
+        awake = [v for l, v in raw.get(SLEEP_STATE, ()) if l.get("model_name") == model and l["sleep_state"] == "awake"]
+        if awake:
+            put("llm_engine_awake_ratio", sum(awake) / len(awake))
         for unified, name in COUNTERS.items():
             put(unified, total(name))
         # finished_reason: abort -> aborted, error -> error, anything else (stop, length, repetition) -> success;
@@ -126,6 +140,9 @@ def expected_unified(raw: Samples, target: str, engine: str = "vllm") -> dict[Ke
         http_errors = sum(v for l, v in raw.get("http_requests_total", ()) if HTTP_5XX.fullmatch(l.get("status", "")))
         put("llm_requests_total", total(reason, lambda l: l["finished_reason"] == "error") + http_errors,
             outcome="error")
+        # 4xx answers (a prompt over the context): refused before the engine saw them.
+        put("llm_requests_total", sum(v for l, v in raw.get("http_requests_total", ())
+                                      if HTTP_4XX.fullmatch(l.get("status", ""))), outcome="rejected")
         for unified, name in HISTOGRAMS.items():
             for l, v in raw.get(f"{name}_bucket", ()):
                 if l.get("model_name") == model:
