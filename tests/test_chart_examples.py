@@ -360,7 +360,8 @@ def test_engine_releases_carry_no_rules_and_no_dashboards(name: str) -> None:
 
 def test_the_monitoring_release_carries_them_and_no_workload() -> None:
     rendered = render(EXAMPLES["monitoring"], name="infersight")
-    assert {path for path, docs in rendered.items() if docs} == {"prometheusrule.yaml", "dashboards.yaml"}
+    assert {path for path, docs in rendered.items() if docs} == {"prometheusrule.yaml", "dashboards.yaml",
+                                                                 "prometheus-adapter-rules.yaml"}
     uids = sorted(yaml.safe_load(list(m["data"].values())[0])["uid"] for m in rendered["dashboards.yaml"])
     assert uids == sorted(json.loads(p.read_text())["uid"]
                           for p in (REPO / "grafana" / "dashboards").glob("*.json"))

@@ -44,6 +44,9 @@ KINDS = {
     # one ConfigMap per dashboard
     "monitoring": ["ConfigMap"] * len(list((REPO / "grafana" / "dashboards").glob("*.json"))) + ["PrometheusRule"],
 }
+# What an example enables beyond its mode's defaults (tests/test_helm_autoscaling.py checks these).
+EXAMPLE_KINDS = {"vllm": ["ScaledObject"], "nim": ["HorizontalPodAutoscaler"],
+                 "monitoring": ["ConfigMap"]}  # prometheus-adapter's rules
 
 
 @pytest.mark.parametrize("path", [None, *EXAMPLES], ids=["defaults", *[p.stem for p in EXAMPLES]])
@@ -59,8 +62,10 @@ def test_every_manifest_is_valid_kubernetes(path: Path | None) -> None:
                 ("monitoring.coreos.com/v1", "PrometheusRule"), ("monitoring.coreos.com/v1alpha1", "AlertmanagerConfig"))
             assert set(document) == {"apiVersion", "kind", "metadata", "spec"}
             continue
+        if document["apiVersion"] == "keda.sh/v1alpha1":
+            continue  # validated against KEDA's CRD in tests/test_helm_autoscaling.py
         kubernetes_validate.validate(document, K8S_VERSION, strict=True)
-    assert kinds == KINDS[values.get("mode", "sidecar")]
+    assert kinds == sorted(KINDS[values.get("mode", "sidecar")] + EXAMPLE_KINDS.get(path.stem if path else "", []))
 
 
 def test_vllm_example_runs_the_sidecar_beside_the_engine() -> None:

@@ -43,6 +43,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 
 {{/* Values that render but would mislead: refuse them with the reason. */}}
 {{- define "infersight.validate" -}}
+{{- include "infersight.autoscaling.validate" . -}}
 {{- if and .Values.serviceMonitor.enabled .Values.podMonitor.enabled -}}
 {{- fail "serviceMonitor.enabled and podMonitor.enabled: choose one; both would scrape every pod twice and double every series" -}}
 {{- end -}}
@@ -246,4 +247,111 @@ targets:
   matchType: {{ regexReplaceAll $re . "${2}" | quote }}
   value: {{ regexReplaceAll $re . "${3}" | quote }}
 {{- end }}
+{{- end -}}
+
+{{/* Autoscaling (files/autoscaling-queries.yaml, generated from the schema and alerts/slos.yaml). */}}
+{{- define "infersight.autoscaling.enabled" -}}
+{{- if or .Values.autoscaling.keda.enabled .Values.autoscaling.hpa.enabled }}true{{ end -}}
+{{- end -}}
+
+{{/* true when the autoscaler owns this release's own Deployment's replica count */}}
+{{- define "infersight.autoscaling.ownsDeployment" -}}
+{{- if and (include "infersight.autoscaling.enabled" .) (eq .Values.mode "sidecar") (not .Values.autoscaling.scaleTargetRef.name) }}true{{ end -}}
+{{- end -}}
+
+{{- define "infersight.autoscaling.queries" -}}
+{{- .Files.Get "files/autoscaling-queries.yaml" -}}
+{{- end -}}
+
+{{- define "infersight.autoscaling.engine" -}}
+{{- default .Values.engine.kind .Values.autoscaling.engine -}}
+{{- end -}}
+
+{{- define "infersight.autoscaling.scaleTargetRef" -}}
+{{- $ref := .Values.autoscaling.scaleTargetRef -}}
+apiVersion: {{ $ref.apiVersion }}
+kind: {{ $ref.kind }}
+name: {{ default (include "infersight.fullname" .) $ref.name }}
+{{- end -}}
+
+{{/* The threshold of trigger .name: its value, or the TTFT SLO's from the generated file. */}}
+{{- define "infersight.autoscaling.threshold" -}}
+{{- $values := index .root.Values.autoscaling.triggers .name -}}
+{{- if eq .name "ttftP99" -}}
+{{- if kindIs "invalid" $values.thresholdSeconds }}{{ .trigger.sloThresholdSeconds }}{{ else }}{{ $values.thresholdSeconds }}{{ end -}}
+{{- else -}}
+{{- $values.threshold -}}
+{{- end -}}
+{{- end -}}
+
+{{/* A trigger's query for this workload, filled the way prometheus-adapter fills it: the selector's
+     labels by name (engine, model), then the namespace. */}}
+{{- define "infersight.autoscaling.query" -}}
+{{- $matchers := printf "engine=%q,model=%q,namespace=%q" (include "infersight.autoscaling.engine" .root) .root.Values.autoscaling.model .root.Release.Namespace -}}
+{{- .trigger.metricsQuery | replace "<<.Series>>" .trigger.series | replace "<<.LabelMatchers>>" $matchers -}}
+{{- end -}}
+
+{{/* The HPA's selector of the workload's external metrics. A Kubernetes label value cannot hold a
+     model name such as meta-llama/Llama-3.1-70B-Instruct: such a name is selected with In, which the
+     adapter turns into a regex matcher, every character a label value cannot hold becoming ".". */}}
+{{- define "infersight.autoscaling.hpaSelector" -}}
+{{- $model := .Values.autoscaling.model -}}
+{{- $labelValue := "^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$" -}}
+{{- if and (regexMatch $labelValue $model) (le (len $model) 63) }}
+matchLabels:
+  engine: {{ include "infersight.autoscaling.engine" . }}
+  model: {{ $model | quote }}
+{{- else }}
+matchLabels:
+  engine: {{ include "infersight.autoscaling.engine" . }}
+matchExpressions:
+  - key: model
+    operator: In
+    values: [{{ regexReplaceAll "[^-A-Za-z0-9_.]" $model "." | quote }}]
+{{- end }}
+{{- end -}}
+
+{{- define "infersight.autoscaling.validate" -}}
+{{- $a := .Values.autoscaling -}}
+{{- if and $a.keda.enabled $a.hpa.enabled -}}
+{{- fail "autoscaling.keda.enabled and autoscaling.hpa.enabled: choose one; KEDA creates its own HPA and the two would fight over the replica count" -}}
+{{- end -}}
+{{- if include "infersight.autoscaling.enabled" . -}}
+{{- if eq .Values.mode "monitoring" -}}
+{{- fail "autoscaling in monitoring mode: enable it in the engine's release (sidecar or standalone), which knows the workload" -}}
+{{- end -}}
+{{- if and (eq .Values.mode "standalone") (not $a.scaleTargetRef.name) -}}
+{{- fail "autoscaling in standalone mode needs autoscaling.scaleTargetRef.name: the engine's Deployment or StatefulSet (this release's Deployment is the exporter)" -}}
+{{- end -}}
+{{- if not $a.model -}}
+{{- fail "autoscaling needs autoscaling.model: the served model name, the model label of the workload's series" -}}
+{{- end -}}
+{{- $engine := include "infersight.autoscaling.engine" . -}}
+{{- $known := list "vllm" "triton" "nim" "sglang" "tgi" "trtllm" -}}
+{{- if not (has $engine $known) -}}
+{{- fail (printf "autoscaling needs the workload's engine, not %q: set autoscaling.engine (one of %s)" $engine (join ", " $known)) -}}
+{{- end -}}
+{{- if gt (int $a.minReplicas) (int $a.maxReplicas) -}}
+{{- fail (printf "autoscaling.minReplicas=%d is above autoscaling.maxReplicas=%d" (int $a.minReplicas) (int $a.maxReplicas)) -}}
+{{- end -}}
+{{- if and $a.keda.scaleToZero (not $a.keda.enabled) -}}
+{{- fail "autoscaling.keda.scaleToZero needs KEDA (autoscaling.keda.enabled); an HPA keeps at least one replica" -}}
+{{- end -}}
+{{- if and $a.keda.scaleToZero (not $a.keda.extraTriggers) -}}
+{{- fail "autoscaling.keda.scaleToZero needs an activation trigger in autoscaling.keda.extraTriggers: at zero replicas no exporter reports a queue, KV cache or TTFT, so nothing would scale the workload up again" -}}
+{{- end -}}
+{{- $file := include "infersight.autoscaling.queries" . | fromYaml -}}
+{{- $any := false -}}
+{{- range $name, $trigger := $file.triggers -}}
+{{- if (index $a.triggers $name).enabled -}}
+{{- $any = true -}}
+{{- if not (has $engine $trigger.engines) -}}
+{{- fail (printf "autoscaling.triggers.%s: %s's exporter has no %s; disable the trigger for this engine" $name $engine $trigger.series) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- if not (or $any $a.keda.extraTriggers) -}}
+{{- fail "autoscaling: every trigger is disabled; enable at least one of autoscaling.triggers" -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
