@@ -15,6 +15,14 @@ SHARED = Path(os.environ.get("INFERSIGHT_SHARED", REPO.parent / "shared")).resol
 CAPTURES = SHARED / "fixtures" / "engines"
 OWN_FIXTURES = REPO / "tests" / "fixtures" / "engines"
 GOLDEN = REPO / "tests" / "golden"
+# Property tests draw a few hundred examples in the everyday run (`--fast` stays under two minutes);
+# INFERSIGHT_THOROUGH=1 draws the full counts (before a release, after changing a parser).
+THOROUGH = os.environ.get("INFERSIGHT_THOROUGH") == "1"
+
+
+def examples(thorough: int, everyday: int) -> int:
+    """Hypothesis' max_examples for this run."""
+    return thorough if THOROUGH else everyday
 
 
 class _FoldersAreNotPackages(importlib.abc.MetaPathFinder):
@@ -70,9 +78,21 @@ MODULE_TIERS = {
 }
 
 
+def _shares_a_module_fixture(item: pytest.Item) -> bool:
+    module = item.nodeid.split("::", 1)[0]
+    return any(defs[-1].scope != "function" and defs[-1].baseid == module
+               for defs in item._fixtureinfo.name2fixturedefs.values() if defs)
+
+
+# tryfirst: before xdist reads the xdist_group marks (scripts/test.sh runs `-n 3 --dist loadgroup`).
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     untiered = []
     for item in items:
+        # A module's own module-scoped fixture (a real vLLM, a built wheel, a server) starts once:
+        # its tests stay on one worker. Other tests are spread one by one.
+        if isinstance(item, pytest.Function) and _shares_a_module_fixture(item):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
         if any(item.get_closest_marker(tier) for tier in TIERS):
             continue
         tier = MODULE_TIERS.get(item.module.__name__.rsplit(".", 1)[-1]) if item.module else None
