@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from infersight.compare import (History, Row, Snapshot, SourceError, column_queries, embedded_rows, parse_duration,
-                                prometheus_rows)
+from infersight.compare import (History, Row, Snapshot, SourceError, column_queries, embedded_rows,
+                                parse_duration, prometheus_rows)
+import infersight.plan as plan
 from infersight.dashboard.settings import UISettings
 from infersight.promapi import APIError, Reader
 from infersight.exporter.schema import Label, M, Outcome
@@ -114,53 +115,33 @@ def embedded_points(snapshots: Sequence[Snapshot], window_seconds: float, step_s
     Computed rows are kept, so a refresh computes only the new points."""
     if len(_POINTS) > 20000:
         _POINTS.clear()
-    points: list[tuple[float, list[Row]]] = []
-    next_at = -math.inf
-    start = 0
-    for i, snapshot in enumerate(snapshots):
-        if snapshot.time < next_at:
-            continue
-        while snapshots[start].time < snapshot.time - window_seconds:
-            start += 1
-        key = (snapshot.time, window_seconds, i + 1 - start)
-        rows = _POINTS.get(key)
-        if rows is None:
-            rows = _POINTS[key] = embedded_rows(snapshots[start:i + 1])
-        if rows:
-            points.append((snapshot.time, rows))
-        next_at = snapshot.time + step_seconds
-    return points
+
+    def rows(window: Sequence[Snapshot]) -> list[Row]:
+        key = (window[-1].time, window_seconds, len(window))
+        found = _POINTS.get(key)
+        if found is None:
+            found = _POINTS[key] = embedded_rows(window)
+        return found
+
+    return plan.embedded_points(snapshots, window_seconds, step_seconds, rows)
 
 
 def prometheus_points(url: str, window: str, range_seconds: float, step_seconds: float,
-                      connection: Connection = Connection()) -> list[tuple[float, list[Row]]]:
+                      connection: Connection = Connection(), columns: Sequence[str] = LIVE_COLUMNS
+                      ) -> list[tuple[float, list[Row]]]:
     """The same columns from Prometheus range queries (PromQL of ``infersight.compare.column_queries``),
     all within one deadline. Raises ``APIError``."""
     end = time.time()
-    queries = column_queries(window)  # one query per Live column (14)
-    answers = connection.reader().query_range(url, {c: queries[c] for c in LIVE_COLUMNS}, start=end - range_seconds,
-                                              end=end, step=step_seconds, timeout=connection.timeout)
-    by_time: dict[float, dict[tuple[str, ...], Row]] = {}
-    for column in LIVE_COLUMNS:  # GPU utilization last: it goes on the rows the others made
-        for series in answers[column]:
-            labels = series.labels
-            for at, number in series.points:
-                keys = [(labels.get("engine", ""), labels.get("model", ""), labels.get("target", ""))]
-                if column == "gpu_utilization_ratio":  # a target's figure, on each of its rows
-                    keys = [k for k in by_time.get(at, {}) if k[0] == labels.get("engine")
-                            and k[2] == labels.get("target")]
-                for key in keys:
-                    row = by_time.setdefault(at, {}).setdefault(
-                        key, {"engine": key[0], "model": key[1], "target": key[2]})
-                    row[column] = None if math.isnan(number) or math.isinf(number) else number
-    return [(at, list(rows.values())) for at, rows in sorted(by_time.items())]
+    return plan.prometheus_points(connection.reader(), url, window, end - range_seconds, end, step_seconds, columns,
+                                  connection.timeout)
 
 
 def timeseries(prometheus_url: str | None, exporters: Sequence[str], window: str, range_seconds: float,
-               step_seconds: float, refresh_seconds: float, connection: Connection = Connection()) -> Result:
+               step_seconds: float, refresh_seconds: float, connection: Connection = Connection(),
+               columns: Sequence[str] = LIVE_COLUMNS) -> Result:
     if prometheus_url:
         try:
-            return Result(prometheus_points(prometheus_url, window, range_seconds, step_seconds, connection))
+            return Result(prometheus_points(prometheus_url, window, range_seconds, step_seconds, connection, columns))
         except APIError as e:
             return Result([], str(e))
     if not exporters:
@@ -283,3 +264,39 @@ def _counts_total(d: dict[str, str], slo: Slo, name: str) -> bool:
     if slo.sli.latency is not None:
         return d.get("le") == "+Inf"
     return d.get(Label.OUTCOME.value) in (Outcome.SUCCESS.value, Outcome.ERROR.value)
+
+
+# --- alerts over a range, for the Live charts ---------------------------------------------------------------
+
+FIRING = 'ALERTS{alertstate="firing"}'  # Prometheus' own series of its alerts, one per alert and labels
+
+
+@dataclass(frozen=True)
+class AlertSpan:
+    name: str
+    engine: str  # "" when the alert names no engine
+    start: float
+    end: float
+
+
+def alert_spans(url: str, range_seconds: float, step_seconds: float,
+                connection: Connection = Connection()) -> list[AlertSpan]:
+    """The spans over the last ``range_seconds`` during which an alert was firing (from
+    ``ALERTS``, at ``step_seconds`` resolution): consecutive steps make one span. Raises ``APIError``."""
+    end = time.time()
+    answers = connection.reader().query_range(url, {"alerts": FIRING}, start=end - range_seconds, end=end,
+                                              step=step_seconds, timeout=connection.timeout)
+    spans = []
+    for series in answers["alerts"]:
+        name, engine = series.labels.get("alertname", ""), series.labels.get(Label.ENGINE.value, "")
+        times = sorted(at for at, _ in series.points)
+        first = previous = None
+        for at in times:
+            if previous is not None and at - previous > step_seconds * 1.5:
+                spans.append(AlertSpan(name, engine, first, previous + step_seconds))  # type: ignore[arg-type]
+                first = None
+            first = at if first is None else first
+            previous = at
+        if first is not None:
+            spans.append(AlertSpan(name, engine, first, previous + step_seconds))  # type: ignore[operator]
+    return sorted(spans, key=lambda s: (s.start, s.name, s.engine))

@@ -49,33 +49,39 @@ def select(rows: Sequence[Row], engines: Sequence[str], models: Sequence[str], t
             and (not targets or r["target"] in targets)]
 
 
-def cost_per_million(hourly: float, tokens_per_second: float | None) -> float | None:
+def cost_per_million(hourly: float | None, tokens_per_second: float | None) -> float | None:
     if not tokens_per_second or tokens_per_second <= 0 or hourly is None:
         return None
     return hourly / (tokens_per_second * 3600) * 1e6
 
 
-def cost_table(rows: Sequence[Row], gpu_count: int, gpu_hourly: float, licence_monthly: dict[str, float],
-               best_throughput: dict[str, float | None]) -> pd.DataFrame:
-    """Per engine row: $/h from the inputs, $/1M output tokens now (and the GPUs' joules per 1M,
-    measured) and at the best throughput seen while the TTFT SLO held, and the monthly and yearly
-    cost (730 h a month)."""
+def cost_table(rows: Sequence[Row], best_throughput: dict[str, float | None],
+               what_if: dict[str, float] | None = None) -> pd.DataFrame:
+    """Per engine row: $/h as the target's exporter reports it (``hourly_cost_dollars``), or, when
+    ``what_if`` (engine -> $/h) is given, the user's what-if figure; $/1M output tokens now (and the
+    GPUs' joules per 1M, measured) and at the best throughput seen while the TTFT SLO held, and the
+    monthly and yearly cost (730 h a month)."""
     records = []
     for row in rows:
-        hourly = gpu_count * gpu_hourly + licence_monthly.get(str(row["engine"]), 0.0) / HOURS_PER_MONTH
+        if what_if is None:
+            hourly, source = row.get("hourly_cost_dollars"), "exporter"
+        else:
+            hourly, source = what_if.get(str(row["engine"])), "what-if"
         output = row.get("output_tokens_per_second")
         best = best_throughput.get(f'{row["engine"]}/{row["model"]}/{row["target"]}')
+        monthly = None if hourly is None else hourly * HOURS_PER_MONTH
         records.append({
-            "engine": row["engine"], "model": row["model"], "target": row["target"], "$/h": hourly,
-            "output tok/s now": output, "$/1M output now": cost_per_million(hourly, output),  # type: ignore[arg-type]
+            "engine": row["engine"], "model": row["model"], "target": row["target"], "priced by": source,
+            "$/h": hourly, "output tok/s now": output,
+            "$/1M output now": cost_per_million(hourly, output),  # type: ignore[arg-type]
             "J/1M output now": row.get("energy_per_million_output_tokens_joules"),  # the GPUs' measured energy
-            "best tok/s within TTFT SLO": best, "$/1M output at best": cost_per_million(hourly, best),
-            "$/month": hourly * HOURS_PER_MONTH, "$/year": hourly * HOURS_PER_MONTH * 12,
+            "best tok/s within TTFT SLO": best, "$/1M output at best": cost_per_million(hourly, best),  # type: ignore[arg-type]
+            "$/month": monthly, "$/year": None if monthly is None else monthly * 12,
         })
-    frame = pd.DataFrame(records, columns=["engine", "model", "target", "$/h", "output tok/s now", "$/1M output now",
-                                           "J/1M output now", "best tok/s within TTFT SLO", "$/1M output at best",
-                                           "$/month", "$/year"])
-    for column in frame.columns[3:]:
+    frame = pd.DataFrame(records, columns=["engine", "model", "target", "priced by", "$/h", "output tok/s now",
+                                           "$/1M output now", "J/1M output now", "best tok/s within TTFT SLO",
+                                           "$/1M output at best", "$/month", "$/year"])
+    for column in frame.columns[4:]:
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
     return frame
 
@@ -130,3 +136,26 @@ COST_FORMATS = {"$/h": "${:.2f}", "output tok/s now": "{:.0f}", "$/1M output now
                 "best tok/s within TTFT SLO": "{:.0f}", "$/1M output at best": "${:.2f}", "$/month": "${:,.0f}",
                 "$/year": "${:,.0f}"}
 SLO_FORMATS = {"objective": "{:.2%}", "attainment": "{:.3%}", "burn rate": "{:.2f}x", "budget remaining": "{:.1%}"}
+
+
+def headlines(rows: Sequence[Row], before: Sequence[Row]) -> list[dict[str, object]]:
+    """Per engine/model/target: throughput and TTFT p99 now and their change since ``before`` (the
+    rows at the window's start; None where there is no earlier figure). Named by engine, with the
+    target where an engine has several."""
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[str(row["engine"])] = counts.get(str(row["engine"]), 0) + 1
+    earlier = {(r["engine"], r["model"], r["target"]): r for r in before}
+    out = []
+    for row in rows:
+        old = earlier.get((row["engine"], row["model"], row["target"]), {})
+
+        def change(column: str) -> float | None:
+            now, then = row.get(column), old.get(column)
+            return None if now is None or then is None else float(now) - float(then)  # type: ignore[arg-type]
+
+        name = str(row["engine"]) if counts[str(row["engine"])] == 1 else f'{row["engine"]} {row["target"]}'
+        out.append({"name": name, "throughput": row.get("output_tokens_per_second"),
+                    "throughput_change": change("output_tokens_per_second"), "ttft": row.get("ttft_p99_seconds"),
+                    "ttft_change": change("ttft_p99_seconds")})
+    return out

@@ -432,6 +432,72 @@ def _run_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plan_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("plan", help="replicas, $/month and $/1M tokens per engine at your traffic and SLO",
+                       description="From the measured history (Prometheus range queries over --range, or exporters "
+                                   "scraped every --interval for --range): each engine's best throughput while the "
+                                   "SLO held, and what serving the asked traffic takes. Formulas: infersight.plan.")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--prometheus", "--prometheus-url", dest="prometheus", metavar="URL",
+                        help="Prometheus base URL, e.g. http://127.0.0.1:9090")
+    source.add_argument("--exporter", dest="exporters", action="append", metavar="URL",
+                        help="an exporter's /metrics URL (repeat); scraped for the length of --range")
+    p.add_argument("--rps", type=float, required=True, help="requests per second to serve")
+    p.add_argument("--prompt-tokens", type=int, required=True, help="prompt tokens per request")
+    p.add_argument("--output-tokens", type=int, required=True, help="output tokens per request")
+    p.add_argument("--ttft", type=float, required=True, help="TTFT threshold, seconds")
+    p.add_argument("--itl", type=float, required=True, help="ITL threshold, seconds")
+    p.add_argument("--quantile", choices=["p99", "p50"], default="p99", help="the latency quantile the SLO bounds")
+    p.add_argument("--range", dest="span", help="history to read (default 6h with --prometheus, 60s with --exporter)")
+    p.add_argument("--window", help="comparison window of each instant (default 5m with --prometheus, 30s with "
+                                    "--exporter)")
+    p.add_argument("--interval", type=float, default=5.0, help="seconds between scrapes with --exporter (default 5)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(run=_run_plan)
+
+
+def _run_plan(args: argparse.Namespace) -> int:
+    import time
+
+    from infersight import plan
+    from infersight.compare import History, parse_duration
+    from infersight.promapi import APIError, Reader
+
+    window = args.window or ("5m" if args.prometheus else "30s")
+    try:
+        span = parse_duration(args.span or ("6h" if args.prometheus else "60s"))
+        window_seconds = parse_duration(window)
+        traffic = plan.Traffic(args.rps, args.prompt_tokens, args.output_tokens)
+        objective = plan.Objective(args.ttft, args.itl, args.quantile)
+    except ValueError as e:
+        print(f"infersight plan: {e}", file=sys.stderr)
+        return 2
+    if args.prometheus:
+        reader = Reader()
+        try:
+            end = time.time()
+            points = plan.prometheus_points(reader, args.prometheus, window, end - span, end, max(span / 240, 1.0),
+                                            plan.PLAN_COLUMNS, timeout=30.0)
+        except APIError as e:
+            print(f"infersight plan: {e}", file=sys.stderr)
+            return 1
+        finally:
+            reader.close()
+    else:
+        history = History(args.exporters, max_age=span + window_seconds)
+        deadline = time.monotonic() + span
+        while True:
+            for url, why in history.scrape().errors.items():
+                print(f"infersight plan: {url}: {why}", file=sys.stderr)
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(min(args.interval, max(0.0, deadline - time.monotonic())))
+        points = plan.embedded_points(list(history.snapshots), window_seconds, args.interval)
+    rows = plan.plan(points, traffic, objective)
+    sys.stdout.write(plan.to_json(rows, traffic, objective) if args.json else plan.to_table(rows, traffic, objective))
+    return 0
+
+
 def _demo_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the whole stack on simulated engines (no GPU)",
                        description="Three simulated engines (vLLM, Triton, NIM) with a sidecar exporter each, and "
@@ -510,6 +576,7 @@ def main(argv: list[str] | None = None) -> int:
     _bench_parser(sub)
     _simulate_parser(sub)
     _compare_parser(sub)
+    _plan_parser(sub)
     _ui_parser(sub)
     _real_engine_parser(sub)
     _demo_parser(sub)

@@ -1,5 +1,7 @@
 """The web UI (Streamlit AppTest, no browser): every page on the embedded source, the values shown
-equal `infersight compare`'s, and a source that is down is an error message, not an exception."""
+equal `infersight compare`'s, one colour per engine on every chart, the Cost page's $/h is the
+exporters' own, the Plan page's figures equal a hand computation, and a source that is down is an
+error message, not an exception."""
 
 from __future__ import annotations
 
@@ -24,20 +26,27 @@ APP = str(REPO / "dashboard" / "app.py")
 URLS = ("http://127.0.0.1:9/vllm", "http://127.0.0.1:9/triton", "http://127.0.0.1:9/nim")
 ENGINES = (("vllm", "0.33", Engine.VLLM, "vllm"), ("triton", "vllm", Engine.TRITON, "triton"),
            ("nim", "1.x", Engine.NIM, "nim"))
+# What each target's exporter is configured to cost: $/h = GPUs x $/GPU-hour + licence / 730.
+COSTS = {"vllm": {"gpu_count": 1, "gpu_hourly_dollars": 1.25},  # $1.25/h
+         "triton": {"gpu_count": 2, "gpu_hourly_dollars": 0.8},  # $1.60/h
+         "nim": {"gpu_count": 2, "gpu_hourly_dollars": 3.25, "licence_monthly_dollars": 730.0}}  # $7.50/h
+# The palette, written out: the same colour for an engine on every chart of every page.
+COLOURS = {"vllm": "#0072B2", "triton": "#E69F00", "nim": "#009E73"}
 
 
 @pytest.fixture()
 def history(monkeypatch):
     """Three simulated engines, stepped in virtual time, scraped through the exporter's normalization
-    into the UI's history twice, 30 s apart (recent, so the UI does not scrape the fake URLs)."""
+    into the UI's history three times, 30 s apart (recent, so the UI does not scrape the fake URLs)."""
     sims = [(SimulatedEngine(e, v, PROFILES["small"], seed=2), unified, name) for e, v, unified, name in ENGINES]
     data.get_history.clear()
     h = data.get_history(URLS)
     now = time.time()
-    for i, at in enumerate((now - 30, now)):
+    for i, at in enumerate((now - 60, now - 30, now)):
         for sim, _, _ in sims:
             run_for(sim.model, 30, start=30 * i)
-        texts = [normalized_exposition(sim.metrics_text().decode(), unified, name=name) for sim, unified, name in sims]
+        texts = [normalized_exposition(sim.metrics_text().decode(), unified, name=name, cost=COSTS[name])
+                 for sim, unified, name in sims]
         h.add(parse_snapshot(texts, at))
     monkeypatch.setenv("INFERSIGHT_UI_EXPORTERS", ",".join(URLS))
     monkeypatch.setenv("INFERSIGHT_UI_REFRESH_SECONDS", "3600")
@@ -95,13 +104,65 @@ def test_every_page_renders_without_errors(history, page: str) -> None:
     assert [e.value for e in at.error] == []
 
 
-def test_cost_page_projects_the_seed_cost(history) -> None:
+def test_cost_page_dollars_per_hour_are_the_exporters(history) -> None:
+    compare = run().dataframe[0].value
     at = run("cost")
-    table = at.dataframe[-1].value
+    table = at.dataframe[0].value
     assert list(table["engine"]) == ["nim", "triton", "vllm"]
+    assert list(table["priced by"]) == ["exporter"] * 3
+    # each exporter's llm_hourly_cost_dollars, as configured in COSTS, and what Compare shows
+    assert list(table["$/h"]) == ["$7.50", "$1.60", "$1.25"] == list(compare["$/h"])
+    assert list(table["$/month"]) == ["$5,475", "$1,168", "$912"]  # x 730 h
+    assert [w.value for w in at.warning] == []
+
+
+def test_cost_page_what_if_prices_the_seed_cost(history) -> None:
+    at = run("cost")
+    at.toggle(key="what-if").set_value(True).run()
+    table = at.dataframe[0].value
+    assert [w.value for w in at.warning] == ["What-if: $/h below comes from the what-if pricing, not from the "
+                                             "exporters."]
+    assert list(table["priced by"]) == ["what-if"] * 3
     # 2 x A100-80GB at the listed $2.4984, plus NIM's $4,500/month licence, 730 h a month
     assert list(table["$/month"]) == ["$8,148", "$3,648", "$3,648"]
     assert list(table["$/year"]) == ["$97,772", "$43,772", "$43,772"]
+
+
+def trace_colours(at: AppTest) -> list[tuple[str, str]]:
+    """(engine, colour) of every trace of every chart on the page."""
+    out = []
+    for chart in at.get("plotly_chart"):
+        for trace in json.loads(chart.proto.spec)["data"]:
+            colour = trace["marker"]["color"] if trace["type"] == "bar" else trace["line"]["color"]
+            out.append((trace["name"].split()[0], colour))
+    return out
+
+
+def test_one_colour_per_engine_on_every_chart_of_every_page(history) -> None:
+    seen = []
+    for page in (None, "live", "cost"):
+        at = run(page)
+        colours = trace_colours(at)
+        assert {engine for engine, _ in colours} == {"vllm", "triton", "nim"}, page
+        seen += colours
+    assert sorted(set(seen)) == sorted(COLOURS.items())
+
+
+def test_compare_headlines_with_their_change_over_the_window(history) -> None:
+    at = run()
+    rows = {r["engine"]: r for r in embedded_rows(history.window(300))}
+    labels = [m.label for m in at.metric]
+    assert labels == [f"{e} {what}" for e in ("nim", "triton", "vllm") for what in ("output tok/s", "TTFT p99")]
+    assert [m.value for m in at.metric][::2] == [f'{rows[e]["output_tokens_per_second"]:.0f}'
+                                                 for e in ("nim", "triton", "vllm")]
+    # the change: now (all three scrapes) against the first point of the window (the first two scrapes)
+    earlier = {r["engine"]: r for r in embedded_rows(history.window(300)[:2])}
+    assert [m.delta for m in at.metric] == [
+        change for e in ("nim", "triton", "vllm") for change in (
+            f'{rows[e]["output_tokens_per_second"] - earlier[e]["output_tokens_per_second"]:+.0f}',
+            f'{rows[e]["ttft_p99_seconds"] - earlier[e]["ttft_p99_seconds"]:+.3f} s')]
+    # the simulated engines' steady state (seed 2): throughput a token/s lower, TTFT p99 within a millisecond
+    assert {m.delta for m in at.metric} == {"-1", "+0.000 s"}
 
 
 def test_slo_page_attainment_from_the_buckets(history) -> None:

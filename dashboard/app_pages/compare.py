@@ -1,13 +1,17 @@
-"""Compare: the `infersight compare` table, best values highlighted, bar charts, CSV."""
+"""Compare: headline figures with their change over the window, the `infersight compare` table,
+best values highlighted, bar charts in each engine's colour, CSV."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from infersight.dashboard.app_pages.common import comparison, selectors, settings, show_error
+from infersight.dashboard import data
+from infersight.dashboard.app_pages.common import comparison, connection, selectors, settings, show_error
 from infersight.dashboard.charts import bar
-from infersight.dashboard.transforms import COMPARE_FORMATS, best_per_column, display, rows_frame
-from infersight.compare import to_csv
+from infersight.dashboard.transforms import COMPARE_FORMATS, best_per_column, display, headlines, rows_frame, fmt
+from infersight.compare import parse_duration, to_csv
+
+HEADLINE_COLUMNS = ("output_tokens_per_second", "ttft_p99_seconds")
 
 s = settings()
 st.title("Compare engines")
@@ -17,6 +21,21 @@ if result.error:
 rows = selectors(result.value or [])
 frame = rows_frame(rows)
 best = best_per_column(frame)
+
+if rows:
+    # The change over the window: now against the comparison one window ago (or the oldest point kept).
+    window = parse_duration(s.window)
+    before = data.timeseries(s.prometheus_url, s.exporters, s.window, window, window / 10, s.refresh_seconds,
+                             connection(s), HEADLINE_COLUMNS).value or []
+    cards = headlines(rows, before[0][1] if len(before) >= 2 else [])  # one point: nothing earlier yet
+    for column, card in zip(st.columns(len(cards)), cards, strict=True):
+        column.metric(f'{card["name"]} output tok/s', fmt(card["throughput"], "{:.0f}"),
+                      None if card["throughput_change"] is None else f'{card["throughput_change"]:+.0f}')
+        column.metric(f'{card["name"]} TTFT p99', fmt(card["ttft"], "{:.3f} s"),
+                      None if card["ttft_change"] is None else f'{card["ttft_change"]:+.3f} s', delta_color="inverse")
+    st.caption(f"Change: now against the same figure {s.window} earlier (its oldest point when the history "
+               "is shorter).")
+
 st.caption(f"Over the last {s.window} · rates per second · percentiles by histogram_quantile · "
            "best value per column in green · n/a: the engine exports no such signal")
 

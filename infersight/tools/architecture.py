@@ -56,7 +56,7 @@ def part_of(module: str) -> str | None:
         return "schema"
     return {"exporter": "exporter", "alerts": "alerts", "grafana": "grafana", "dashboard": "ui",
             "simulator": "simulator", "tools": "tools", "cli": "cli", "__main__": "cli",
-            "compare": "compare", "quantile": "compare", "promapi": "compare"}.get(name)
+            "compare": "compare", "quantile": "compare", "promapi": "compare", "plan": "compare"}.get(name)
 
 
 def modules(repo: Path) -> Iterator[tuple[str, Path]]:
