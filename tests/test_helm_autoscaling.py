@@ -158,7 +158,8 @@ def test_scaled_object_for_every_engine_is_valid_keda(example: str) -> None:
         "scaleTargetRef": target,
         "pollingInterval": 15, "cooldownPeriod": 300, "minReplicaCount": 1, "maxReplicaCount": 4,
         "advanced": {"horizontalPodAutoscalerConfig": {"behavior": {
-            "scaleUp": {"stabilizationWindowSeconds": 0, "policies": [{"type": "Pods", "value": 2, "periodSeconds": 60}]},
+            "scaleUp": {"stabilizationWindowSeconds": 0,
+                        "policies": [{"type": "Pods", "value": 2, "periodSeconds": 60}]},
             "scaleDown": {"stabilizationWindowSeconds": 600,
                           "policies": [{"type": "Pods", "value": 1, "periodSeconds": 300}]}}}},
         "triggers": [
@@ -273,7 +274,8 @@ def test_the_adapter_schema_is_not_vacuous() -> None:
     ({**EXAMPLES["standalone"], "autoscaling": {"model": "ensemble", "engine": "triton", "hpa": {"enabled": True}}},
      "autoscaling in standalone mode needs autoscaling.scaleTargetRef.name: the engine's Deployment or StatefulSet "
      "(this release's Deployment is the exporter)"),
-    ({**EXAMPLES["standalone"], "autoscaling": {"model": "m", "scaleTargetRef": {"name": "x"}, "hpa": {"enabled": True}}},
+    ({**EXAMPLES["standalone"],
+      "autoscaling": {"model": "m", "scaleTargetRef": {"name": "x"}, "hpa": {"enabled": True}}},
      'autoscaling needs the workload\'s engine, not "auto": set autoscaling.engine (one of vllm, triton, nim, '
      'sglang, tgi, trtllm)'),
     ({"mode": "monitoring", "autoscaling": {"model": "m", "keda": {"enabled": True}}},

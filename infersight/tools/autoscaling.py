@@ -100,7 +100,8 @@ def render(spec: SloSpec | None = None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m infersight.tools.autoscaling", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m infersight.tools.autoscaling",
+                                     description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="exit 1 if the chart's copy is stale")
     parser.add_argument("--out", type=Path, default=CHART_FILE)
     args = parser.parse_args(argv)
