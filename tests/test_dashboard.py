@@ -14,8 +14,8 @@ from streamlit.testing.v1 import AppTest
 
 from infersight.dashboard import data
 from infersight.dashboard.transforms import COMPARE_FORMATS, display, rows_frame
-from infersight.compare import embedded_rows, parse_snapshot
-from infersight.exporter.schema import Engine
+from infersight.compare import Snapshot, embedded_rows, parse_snapshot
+from infersight.exporter.schema import Engine, M
 from infersight.simulator.engine import SimulatedEngine
 from infersight.simulator.model import run_for
 from infersight.simulator.profiles import PROFILES
@@ -187,3 +187,86 @@ def test_no_source_configured(monkeypatch) -> None:
     monkeypatch.delenv("INFERSIGHT_UI_EXPORTERS", raising=False)
     at = run()
     assert at.error[0].value == "No data source: set INFERSIGHT_UI_PROMETHEUS_URL or INFERSIGHT_UI_EXPORTERS."
+
+
+def measured_snapshots(now: float) -> list[Snapshot]:
+    """Two engines measured over three 30-s intervals, written out by hand: output tokens/s, TTFT and
+    ITL (every observation of an interval in one bucket) and each target's $/h.
+
+    vLLM: 600, 1200 tok/s within the SLO (TTFT p99 0.2475 s, ITL p99 0.02475 s), then 1500 with TTFT
+    p99 0.995 s; NIM: 900, 1800 within, then 2400 with ITL p99 0.0995 s. Prompt tokens: twice the
+    output (the Plan page's default 512:256 mix)."""
+    intervals = {"vllm": [(600, "fast", "fast"), (1200, "fast", "fast"), (1500, "slow", "fast")],
+                 "nim": [(900, "fast", "fast"), (1800, "fast", "fast"), (2400, "fast", "slow")]}
+    hourly = {"vllm": 1.5, "nim": 7.5}
+    ttft_bounds, itl_bounds = ("0.25", "0.5", "1.0", "+Inf"), ("0.025", "0.05", "0.1", "+Inf")
+    slow_from = {"ttft": 2, "itl": 2}  # slow observations land in the third bucket (0.5-1 s, 0.05-0.1 s)
+    totals = {e: {"out": 0.0, "ttft": [0.0] * 4, "itl": [0.0] * 4} for e in intervals}
+    snapshots = []
+    for i in range(4):
+        if i:
+            for engine, steps in intervals.items():
+                rate, ttft, itl = steps[i - 1]
+                totals[engine]["out"] += rate * 30
+                for name, speed in (("ttft", ttft), ("itl", itl)):
+                    first = 0 if speed == "fast" else slow_from[name]
+                    for b in range(first, 4):
+                        totals[engine][name][b] += 100  # 100 requests an interval
+        series: dict[str, list] = {M.GENERATION_TOKENS.name: [], M.PROMPT_TOKENS.name: [],
+                                   f"{M.TIME_TO_FIRST_TOKEN.name}_bucket": [],
+                                   f"{M.INTER_TOKEN_LATENCY.name}_bucket": [], M.HOURLY_COST_DOLLARS.name: []}
+        for engine, t in totals.items():
+            labels = (("engine", engine), ("model", "m"), ("target", f"t-{engine}"))
+            series[M.GENERATION_TOKENS.name].append((labels, t["out"]))
+            series[M.PROMPT_TOKENS.name].append((labels, 2 * t["out"]))
+            for name, bounds, key in ((M.TIME_TO_FIRST_TOKEN.name, ttft_bounds, "ttft"),
+                                      (M.INTER_TOKEN_LATENCY.name, itl_bounds, "itl")):
+                for bound, count in zip(bounds, t[key], strict=True):
+                    series[f"{name}_bucket"].append((tuple(sorted((*labels, ("le", bound)))), count))
+            series[M.HOURLY_COST_DOLLARS.name].append(((("engine", engine), ("target", f"t-{engine}")),
+                                                       hourly[engine]))
+        snapshots.append(Snapshot(now - 90 + 30 * i, series))
+    return snapshots
+
+
+@pytest.fixture()
+def measured(monkeypatch):
+    data.get_history.clear()
+    h = data.get_history(URLS)
+    for snapshot in measured_snapshots(time.time()):
+        h.add(snapshot)
+    monkeypatch.setenv("INFERSIGHT_UI_EXPORTERS", ",".join(URLS))
+    monkeypatch.setenv("INFERSIGHT_UI_REFRESH_SECONDS", "3600")
+    monkeypatch.setenv("INFERSIGHT_UI_WINDOW", "30s")  # each instant: the 30 s since the previous scrape
+    monkeypatch.delenv("INFERSIGHT_UI_PROMETHEUS_URL", raising=False)
+    yield h
+    data.get_history.clear()
+
+
+def test_plan_page_replicas_and_cost_equal_the_hand_computation(measured) -> None:
+    at = run("plan")
+    at.selectbox(key="plan-range").set_value("1 hour").run()
+    table = at.dataframe[0].value
+    # The defaults: 10 req/s of 512 prompt + 256 output tokens; the SLO spec's TTFT p99 0.5 s, ITL p99 0.05 s.
+    # vLLM: best within the SLO 1200 tok/s / 256 = 4.6875 req/s; ceil(10 / 4.6875) = 3 replicas x $1.50/h x 730
+    # = $3,285 a month; $4.50/h / (10 x 256 x 3600 tokens/h) x 1e6 = $0.49 per 1M; 3 x 4.6875 / 10 - 1 = 41%.
+    # NIM: 1800 / 256 = 7.03125 req/s; 2 replicas x $7.50/h x 730 = $10,950; $15/h -> $1.63 per 1M; 41%.
+    assert list(table["engine"]) == ["nim", "vllm"]
+    assert list(table["goodput tok/s"]) == ["1800", "1200"]
+    assert list(table["replicas"]) == ["2", "3"]
+    assert list(table["$/h"]) == ["$7.50", "$1.50"]
+    assert list(table["$/month"]) == ["$10,950", "$3,285"]
+    assert list(table["$/1M output"]) == ["$1.63", "$0.49"]
+    assert list(table["headroom"]) == ["41%", "41%"]
+    assert list(table["instants within SLO"]) == ["2 of 3", "2 of 3"]
+    assert [span.endswith("UTC (1 min)") for span in table["data span"]] == [True, True]
+    assert [w.value for w in at.warning] == [
+        "nim m t-nim: the asked 10 req/s is above the highest load measured on one replica (9.38 req/s): the plan "
+        "assumes replicas add capacity linearly",
+        "vllm m t-vllm: the asked 10 req/s is above the highest load measured on one replica (5.86 req/s): the plan "
+        "assumes replicas add capacity linearly"]
+    # 4 req/s fits one replica of either: no warning
+    at.number_input(key="plan-rps").set_value(4.0).run()
+    assert list(at.dataframe[0].value["replicas"]) == ["1", "1"]
+    assert list(at.dataframe[0].value["$/month"]) == ["$5,475", "$1,095"]  # 7.50 and 1.50 x 730
+    assert [w.value for w in at.warning] == []

@@ -9,11 +9,13 @@ pages takes well under a second here; 3 s on this shared 2-core machine)."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -147,3 +149,37 @@ def test_settings_that_cannot_work_are_an_error_message(monkeypatch: pytest.Monk
     at, _ = page(None)
     assert not at.exception
     assert [e.value for e in at.error] == [message]
+
+
+def test_live_page_shades_the_alerts_that_fired(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A Prometheus stand-in: instant queries (the selectors) answer one vLLM row; range queries (the
+    # series, and ALERTS{alertstate="firing"}) one series firing from 300 s to 150 s ago, every 7.5 s
+    # (the 15-minute range's step), so one span.
+    now = time.time()
+    matrix = {"status": "success", "data": {"resultType": "matrix", "result": [
+        {"metric": {"engine": "vllm", "model": "m", "target": "a", "alertname": "LLMTTFTBudgetBurn",
+                    "alertstate": "firing"},
+         "values": [[now - 300 + 7.5 * i, "0.25"] for i in range(21)]}]}}
+    vector_body, matrix_body = json.dumps(VECTOR).encode(), json.dumps(matrix).encode()
+
+    def prometheus(connection, server) -> None:  # noqa: ANN001
+        head = server.read_request(connection)
+        body = matrix_body if "/api/v1/query_range" in head.split("\r\n", 1)[0] else vector_body
+        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                           + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
+
+    with serving(prometheus) as server:
+        monkeypatch.setenv("INFERSIGHT_UI_PROMETHEUS_URL", server.url)
+        at, _ = page("live")
+    assert not at.exception
+    assert [e.value for e in at.error] == []
+    assert [c.value for c in at.main.caption] == ["Shaded: alerts firing (LLMTTFTBudgetBurn vllm)."]
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    assert len(charts) == 14  # every column answered, GPU utilization too (on the rows of its target)
+    for chart in charts:
+        (shape,) = chart["layout"]["shapes"]
+        (note,) = chart["layout"]["annotations"]
+        assert (shape["type"], shape["fillcolor"], note["text"]) == ("rect", "rgba(214, 39, 40, 0.12)",
+                                                                      "LLMTTFTBudgetBurn vllm")
+        start, end = (pd.Timestamp(shape[x]).timestamp() for x in ("x0", "x1"))
+        assert (start, end) == (pytest.approx(now - 300, abs=0.01), pytest.approx(now - 150 + 7.5, abs=0.01))
