@@ -210,6 +210,16 @@ class Exporter:
             return await asyncio.to_thread(self._encode, reports, runtime, openmetrics, accept)
         return self._encode(reports, runtime, openmetrics, accept)
 
+    def reports(self, timeout: float) -> list[TargetReport]:
+        """One round of target reports for a caller on another thread (the OTLP push): the same
+        fetches, shared fetches and reused reports as a scrape of /metrics (Freshness)."""
+        return self._call(self._reports(timeout), timeout + 35)
+
+    async def _reports(self, timeout: float) -> list[TargetReport]:
+        if self._release is None:
+            self._release = self.loop.call_later(RELEASE_MEMORY_AFTER_SECONDS, self._release_memory)
+        return await asyncio.wait_for(self._scrape_all(timeout), timeout + 30)
+
     async def _scrape_all(self, timeout: float) -> list[TargetReport]:
         return list(await asyncio.gather(*(self._scrape_target(i, t, timeout)
                                            for i, t in enumerate(self.scraper.targets))))
@@ -339,9 +349,17 @@ def serve(settings: Settings) -> None:
     exporter = Exporter(settings)
     server = make_server(exporter, settings.listen)
     log.info("listening address=%s targets=%d version=%s", settings.listen, len(settings.targets), __version__)
+    pusher = None
+    if settings.otlp is not None:  # the OpenTelemetry SDK loads only here (the [otlp] extra)
+        from infersight.exporter.otlp import OtlpPusher
+
+        pusher = OtlpPusher(exporter, settings)
+        pusher.start()
     try:
         server.serve_forever()
     finally:
+        if pusher is not None:
+            pusher.stop()
         server.shutdown()
         server.server_close()
         exporter.close()

@@ -184,6 +184,58 @@ class TargetConfig(_Strict):
         return urlsplit(str(self.url)).netloc.rpartition("@")[2]  # host:port (never user:password@)
 
 
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an RFC 9110 token
+
+
+def read_otlp_headers(path: Path) -> dict[str, str]:
+    """The OTLP push's extra headers: one ``Name: value`` per line, blank lines and ``#`` comments
+    skipped. Errors name the file and line, never a value."""
+    _readable_secret_file(path, empty_is_error=True)
+    headers = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        name, sep, value = line.partition(":")
+        name, value = name.strip(), value.strip()
+        if not sep or not _HEADER_NAME.fullmatch(name) or not value or any(c in value for c in "\r\n\0"):
+            raise ValueError(f"{path}:{number}: expected 'Name: value'")
+        headers[name] = value
+    return headers
+
+
+class OtlpConfig(_Strict):
+    """Push the unified metrics to an OpenTelemetry collector (OTLP/HTTP, protobuf): the [otlp]
+    extra, exporter/otlp.py, docs/opentelemetry.md."""
+
+    endpoint: HttpUrl  # the full URL, e.g. http://collector:4318/v1/metrics
+    interval_seconds: Annotated[float, Field(ge=1, le=86400, allow_inf_nan=False)] = 60.0
+    timeout_seconds: Annotated[float, Field(gt=0, le=300, allow_inf_nan=False)] = 10.0
+    # "Name: value" lines (e.g. Authorization: Bearer ...), read again at every push; never logged.
+    headers_file: Path | None = None
+
+    @field_validator("headers_file")
+    @classmethod
+    def _headers_file_readable(cls, path: Path | None) -> Path | None:
+        if path is not None:
+            read_otlp_headers(path)
+        return path
+
+    @model_validator(mode="after")
+    def _extra_installed(self) -> OtlpConfig:
+        import importlib.util
+
+        # Found, not loaded (only the empty parent packages are): the SDK loads when pushing starts.
+        for module in ("opentelemetry.sdk.metrics", "opentelemetry.exporter.otlp.proto.http"):
+            try:
+                found = importlib.util.find_spec(module) is not None
+            except ModuleNotFoundError:
+                found = False
+            if not found:
+                raise ValueError(f"OTLP export needs the otlp extra ({module} is missing): "
+                                 "pip install 'infersight[otlp]'")
+        return self
+
+
 def split_userinfo(url: str) -> tuple[str, tuple[str, str] | None]:
     """``url`` without ``user:password@``, and the (percent-decoded) user and password if any."""
     parts = urlsplit(url)
@@ -251,6 +303,7 @@ class Settings(BaseSettings):
     cost: CostConfig = CostConfig()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     web_config_file: Path | None = None  # TLS and basic auth for /metrics (exporter-toolkit format)
+    otlp: OtlpConfig | None = None  # also push the unified metrics over OTLP (docs/opentelemetry.md)
 
     @field_validator("listen")
     @classmethod

@@ -50,6 +50,12 @@ def _exporter_parser(sub: argparse._SubParsersAction) -> None:
     auth.add_argument("--basic-auth-password-file", type=Path, help="file holding the basic-auth password")
     p.add_argument("--web.config.file", dest="web_config_file", type=Path, metavar="FILE",
                    help="TLS and basic auth for /metrics, in the Prometheus exporter-toolkit format")
+    otlp = p.add_argument_group("OpenTelemetry (OTLP/HTTP push; needs the [otlp] extra; docs/opentelemetry.md)")
+    otlp.add_argument("--otlp-endpoint", metavar="URL", help="push to this URL, e.g. http://collector:4318/v1/metrics")
+    otlp.add_argument("--otlp-interval", type=float, metavar="SECONDS", help="seconds between pushes (default 60)")
+    otlp.add_argument("--otlp-timeout", type=float, metavar="SECONDS", help="timeout of one push (default 10)")
+    otlp.add_argument("--otlp-headers-file", type=Path, metavar="FILE",
+                      help="extra headers, 'Name: value' per line (e.g. Authorization); never logged")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     p.set_defaults(run=_run_exporter)
 
@@ -72,6 +78,11 @@ def _flags(args: argparse.Namespace) -> dict[str, Any]:
                               "licence_monthly_dollars": args.licence_monthly_dollars}.items() if v is not None}
     if cost:
         flags["cost"] = cost
+    otlp = {k: v for k, v in {"endpoint": args.otlp_endpoint, "interval_seconds": args.otlp_interval,
+                              "timeout_seconds": args.otlp_timeout,
+                              "headers_file": args.otlp_headers_file}.items() if v is not None}
+    if otlp:
+        flags["otlp"] = otlp
     if args.bearer_token_file is not None:
         flags["auth"] = {"bearer_token_file": args.bearer_token_file}
     elif args.basic_auth_user is not None:
@@ -111,6 +122,9 @@ def _run_exporter(args: argparse.Namespace) -> int:
             # The URL as shown: its user:password became auth (settings), query values are hidden.
             print(f"ok: target {resolved.name} engine={resolved.engine} url={redact_url(resolved.url)} "
                   f"gpu={resolved.gpu.source.value} auth={'yes' if resolved.auth.configured else 'no'}")
+        if settings.otlp is not None:
+            print(f"ok: otlp endpoint={redact_url(str(settings.otlp.endpoint))} "
+                  f"interval={settings.otlp.interval_seconds:g}s headers={'yes' if settings.otlp.headers_file else 'no'}")
         return 0
     # Bind once before anything starts, so that an address that cannot be served is one line naming
     # it. --check-config does not: it runs in CI or beside the running exporter, where the port
