@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from infersight.exporter.adapters.base import Adapter, Row, Take
 from infersight.exporter.parse import Family, Labels, ParseError, Sample
-from infersight.exporter.schema import Combine, Kind, Label, Outcome, UnifiedMetric
+from infersight.exporter.schema import Combine, Kind, Label, Outcome, UnifiedMetric, WaitingReason
 
 LabelKey = tuple[str, ...]
 
@@ -42,7 +42,28 @@ class Normalized:
 
     series: dict[UnifiedMetric, dict[LabelKey, Value]] = field(default_factory=dict)
     available: dict[UnifiedMetric, bool] = field(default_factory=dict)
-    dropped_series: int = 0  # series over the model cap, not exported
+    dropped_series: int = 0  # series over a cap (see Caps), not exported, or folded into an "other" value
+
+
+@dataclass(frozen=True)
+class Caps:
+    """Bounds on the label values an engine can make the exporter copy (besides ``max_models``):
+    every label value of an output series comes from the engine's payload, so each dimension is
+    capped and what goes over is counted in ``Normalized.dropped_series``.
+
+    ``max_gpus``: GPUs per target, the first by UUID (as models are kept by name).
+    ``max_label_bytes``: a series with a copied label value (model, GPU) longer than this, in UTF-8,
+    is dropped rather than truncated: truncating could merge two series into one wrong sum.
+    Prometheus' own ``label_value_length_limit`` fails the whole scrape instead."""
+
+    max_gpus: int | None = None
+    max_label_bytes: int | None = None
+
+
+DEFAULT_CAPS = Caps(max_gpus=64, max_label_bytes=1024)  # the exporter's defaults (settings.py)
+
+# Labels whose values come from a fixed set: an engine value outside it is counted into "other".
+_KNOWN_VALUES: dict[Label, frozenset[str]] = {Label.REASON: frozenset(WaitingReason)}
 
 
 @dataclass(frozen=True)
@@ -126,6 +147,7 @@ class _RowReader:
         self.adapter = plan.adapter
         self.index = index
         self.default_model = default_model
+        self.folded = 0  # engine samples whose label value was outside its set (see _KNOWN_VALUES)
 
     def family(self, row: Row) -> Family | None:
         family = self.index.get(row.source)
@@ -178,7 +200,8 @@ class _RowReader:
         """Keys of a metric with labels of its own (e.g. a waiting reason), read as ``row.labels``
         says; the model first, then the outcome, then the metric's other labels in its order."""
         model_label, default = self.adapter.model_label, self.default_model
-        engine_labels = [row.labels.get(label.value, label.value) for label in extra]
+        # Every such label has its set of values: an engine cannot mint label values.
+        engine_labels = [(row.labels.get(label.value, label.value), _KNOWN_VALUES[label]) for label in extra]
         outcome_of: Callable[[Labels], str] | None = None
         if Label.OUTCOME in row.metric.labels:
             if row.outcome is not None:
@@ -193,10 +216,13 @@ class _RowReader:
             values = [default if model_label is None else labels.get(model_label, default)]
             if outcome_of is not None:
                 values.append(outcome_of(labels))
-            for name in engine_labels:
+            for name, known in engine_labels:
                 value = labels.get(name)
                 if value is None:
                     return None
+                if value not in known:
+                    self.folded += 1
+                    value = WaitingReason.OTHER.value
                 values.append(value)
             return tuple(values)
 
@@ -310,10 +336,11 @@ def _seen_models(plan: Plan, index: dict[str, Family]) -> set[str]:
 
 
 def normalize(plan: Plan, families: Iterable[Family], model: str | None = None,
-              max_models: int | None = None) -> Normalized:
+              max_models: int | None = None, caps: Caps | None = None) -> Normalized:
     """Unified series of one payload. ``model`` names series whose engine gives no model label;
     without it, the payload's only model (or "") is used. Beyond ``max_models`` models (in name
-    order) the series are dropped and counted, so one engine cannot flood Prometheus."""
+    order), and beyond ``caps``, the series are dropped and counted, so one engine cannot flood
+    Prometheus."""
     index = _index(plan, families)
     if model is None:
         seen = _seen_models(plan, index)
@@ -346,8 +373,8 @@ def normalize(plan: Plan, families: Iterable[Family], model: str | None = None,
             _zero_missing_outcomes(total)
         if total:
             result.series[metric] = total
-    if max_models is not None:
-        _cap_models(result, max_models)
+    result.dropped_series += reader.folded
+    cap_labels(result, max_models, caps)
     return result
 
 
@@ -368,17 +395,47 @@ def _first_alternative(totals: dict[int, dict[LabelKey, Value]]) -> dict[LabelKe
     return out
 
 
-def _cap_models(result: Normalized, max_models: int) -> None:
-    models = {key[0] for metric, series in result.series.items() if Label.MODEL in metric.labels for key in series}
-    if len(models) <= max_models:
+def cap_labels(result: Normalized, max_models: int | None, caps: Caps | None) -> None:
+    """Drop (and count) the series beyond the caps: over-long label values first, so that one
+    cannot take a model's or a GPU's place, then models, then GPUs. A key's first value (the
+    model, or the GPU) is the only one copied from the payload: outcomes and the other labels
+    come from fixed sets (Outcome, _KNOWN_VALUES)."""
+    limit = caps.max_label_bytes if caps is not None else None
+    if limit is not None:
+        _drop_units(result, lambda metric: True, lambda units: {u for u in units if _too_long(u, limit)})
+    if max_models is not None:
+        _drop_units(result, lambda metric: Label.MODEL in metric.labels,
+                    lambda units: set(sorted(units)[max_models:]) if len(units) > max_models else set())
+    if caps is not None and caps.max_gpus is not None:
+        max_gpus = caps.max_gpus
+        _drop_units(result, lambda metric: Label.GPU in metric.labels,
+                    lambda units: set(sorted(units)[max_gpus:]) if len(units) > max_gpus else set())
+
+
+def _too_long(value: str, limit: int) -> bool:
+    return len(value) > limit or (len(value) * 4 > limit and len(value.encode("utf-8", "surrogatepass")) > limit)
+
+
+def _drop_units(result: Normalized, applies: Callable[[UnifiedMetric], bool],
+                over: Callable[[set[str]], set[str]]) -> None:
+    """Drop the series of the units (models or GPUs: a key's first value) that ``over`` picks
+    among those of the metrics that ``applies`` to, and count them."""
+    metrics = [metric for metric in result.series if applies(metric)]
+    units = {key[0] for metric in metrics for key in result.series[metric]}
+    dropped = over(units)
+    if not dropped:
         return
-    kept = set(sorted(models)[:max_models])
-    for metric, series in result.series.items():
-        if Label.MODEL in metric.labels:
-            over = [key for key in series if key[0] not in kept]
-            for key in over:
+    for metric in metrics:
+        series = result.series[metric]
+        if len(dropped) * 2 < len(units):
+            gone = [key for key in series if key[0] in dropped]
+            for key in gone:
                 del series[key]
-            result.dropped_series += len(over)
+            result.dropped_series += len(gone)
+        else:  # most go: build the kept ones instead
+            kept = {key: value for key, value in series.items() if key[0] not in dropped}
+            result.dropped_series += len(series) - len(kept)
+            result.series[metric] = kept
 
 
 def _zero_missing_outcomes(total: dict[LabelKey, Value]) -> None:

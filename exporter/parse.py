@@ -23,23 +23,48 @@ Labels = dict[str, str]
 Sample = tuple[str, Labels, float, float | None]  # (sample name, labels, value, timestamp in seconds)
 
 
+# Per entry, beyond the text it keeps (bytes; tracemalloc on CPython 3.11, rounded up): a
+# skipped series (key string, dict slot, tuple), a kept one (its label dict and interned values
+# too), a decoded comment line, a compiled layout per line of its payload.
+SKIPPED_SERIES_COST = 192
+KEPT_SERIES_COST = 512
+COMMENT_COST = 320
+LAYOUT_LINE_COST = 128
+DEFAULT_CACHE_BYTES = 64 * 1024 * 1024
+
+
 class SeriesCache(dict[str, tuple[str, "Labels | None"]]):
     """Across scrapes: the text of a sample line before its value -> (sample name, labels, or None
     for a family that was skipped). Engines repeat their series every scrape with new values
     only, so a known series costs a dict lookup and a float(); Prometheus' scrape cache does the
     same. The mapping depends on the line alone, so targets of one engine share a cache (replicas
-    of a model repeat each other's series). The label dicts are shared: never mutate them."""
+    of a model repeat each other's series). The label dicts are shared: never mutate them.
 
-    def __init__(self, max_entries: int = 200_000):
+    Bounded in entries and in bytes: when either is over after a parse, it starts over (series
+    churn: new label values every scrape). ``bytes`` is an estimate of what it holds, kept as
+    entries are added (see the *_COST constants: what tracemalloc measured per entry beyond the
+    text, rounded up): a skipped series holds its line's head once, a kept one twice (the head
+    and its label values), a comment line twice, a shared layout its payload's text once. It can
+    exceed ``max_bytes`` by one payload's worth, added by the parse that goes over."""
+
+    def __init__(self, max_entries: int = 200_000, max_bytes: int = DEFAULT_CACHE_BYTES):
         super().__init__()
         self.max_entries = max_entries  # then start over: bounded memory under series churn
+        self.max_bytes = max_bytes
+        self.bytes = 0
         self.comments: dict[str, tuple[str, str, str, tuple[str, ...]]] = {}  # HELP/TYPE lines, decoded
         self.layouts: dict[tuple, tuple] = {}  # compiled layouts (see Layout), shared by identical payloads
+        self.layout_bytes = 0  # the part of ``bytes`` that ``layouts`` holds
+
+    @property
+    def over(self) -> bool:
+        return len(self) > self.max_entries or len(self.comments) > self.max_entries or self.bytes > self.max_bytes
 
     def clear(self) -> None:
         super().clear()
         self.comments.clear()
         self.layouts.clear()
+        self.bytes = self.layout_bytes = 0
 
 
 class Layout:
@@ -166,8 +191,15 @@ def _build_layout(text: str, families: list[Family], series: dict, layout: Layou
     if shared is not None:
         if len(shared) > 1000:  # bounded, like the series cache: distinct layouts per engine
             shared.clear()
+            series.bytes -= series.layout_bytes
+            series.layout_bytes = 0
         wanted = None if layout.wanted is None else frozenset(layout.wanted)
-        compiled = shared.setdefault((wanted, tuple(pieces), compiled[2]), compiled)
+        key = (wanted, tuple(pieces), compiled[2])
+        if key not in shared:
+            cost = len(text) + LAYOUT_LINE_COST * len(pieces)
+            series.bytes += cost
+            series.layout_bytes += cost
+        compiled = shared.setdefault(key, compiled)
     (layout.pieces, layout.comment_slots, layout.comment_values, layout.sample_slots, layout.kept,
      layout.families, layout.plans) = compiled
     layout.hits = 0
@@ -235,9 +267,11 @@ def parse(text: str, wanted: Collection[str] | None = None, *, openmetrics: bool
             families = _parse_fast(text, wanted, series)
         except _Unusual:
             families = None
-        limit = getattr(series, "max_entries", 2 * text.count("\n") + 1000)
-        if series is not None and (len(series) > limit or len(getattr(series, "comments", ())) > limit):
-            series.clear()  # series churn (new label values every scrape): start over
+        if isinstance(series, SeriesCache):
+            if series.over:
+                series.clear()  # series churn (new label values every scrape): start over
+        elif series is not None and len(series) > 2 * text.count("\n") + 1000:
+            series.clear()
         if families is not None:
             if layout is not None and series is not None:
                 if layout.skip:
@@ -342,9 +376,17 @@ def _comment(line: str) -> tuple[str, str, str, tuple[str, ...]]:
 
 
 def _parse_fast(text: str, wanted: Collection[str] | None, series: dict | None = None) -> list[Family]:
+    if not isinstance(series, SeriesCache):
+        return _parse_lines(text, wanted, {} if series is None else series, None)
+    added = [0]  # bytes of the entries this parse adds (SeriesCache.bytes), even when it gives up midway
+    try:
+        return _parse_lines(text, wanted, series, added)
+    finally:
+        series.bytes += added[0]
+
+
+def _parse_lines(text: str, wanted: Collection[str] | None, series: dict, added: list[int] | None) -> list[Family]:
     want_all = wanted is None
-    if series is None:
-        series = {}
     comments = getattr(series, "comments", {})  # comment lines repeat across scrapes too
     # A counter family may be named with or without _total on its TYPE line.
     raw_wanted = set() if want_all else {n for w in wanted for n in (w, w + "_total")}
@@ -379,6 +421,8 @@ def _parse_fast(text: str, wanted: Collection[str] | None, series: dict | None =
             record = comments.get(line)
             if record is None:
                 record = comments[line] = _comment(line)
+                if added is not None:
+                    added[0] += 2 * len(line) + COMMENT_COST
             keyword, candidate, rest, record_allowed = record
             if keyword == "HELP":
                 if candidate != name:
@@ -424,6 +468,8 @@ def _parse_fast(text: str, wanted: Collection[str] | None, series: dict | None =
             _number(value)
             if known is None:
                 series[head] = (sample_name, None)
+                if added is not None:
+                    added[0] += len(head) + SKIPPED_SERIES_COST
         elif labels is not None:  # seen in an earlier scrape: only the value is new
             if "_" in value:
                 raise _Unusual
@@ -440,6 +486,8 @@ def _parse_fast(text: str, wanted: Collection[str] | None, series: dict | None =
             samples.append(sample)
             if sample[3] is None:  # no timestamp: the line is exactly head + " " + value
                 series[head] = (sample_name, sample[1])
+                if added is not None:
+                    added[0] += 2 * len(head) + KEPT_SERIES_COST
             line_key = head if sample[3] is None else line.rsplit(" ", 2)[0]  # a series, without its value
             if line_key in seen:
                 duplicates += 1

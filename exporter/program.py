@@ -37,9 +37,9 @@ from dataclasses import dataclass
 from itertools import repeat
 
 from infersight.exporter.adapters.base import Row
-from infersight.exporter.normalize import (Histogram, LabelKey, Normalized, Plan, _cap_models, _first_alternative,
-                                           _index, _matching, _RowReader, _seen_models, _value_sample_name,
-                                           _zero_missing_outcomes, normalize)
+from infersight.exporter.normalize import (Caps, Histogram, LabelKey, Normalized, Plan, _first_alternative, _index,
+                                           _matching, _RowReader, _seen_models, _value_sample_name,
+                                           _zero_missing_outcomes, cap_labels, normalize)
 from infersight.exporter.parse import (Family, Layout, ParseError, _picker, layout_families, parse,
                                        values_through_layout)
 from infersight.exporter.schema import Combine, Kind, Label
@@ -186,9 +186,9 @@ def _accumulate(total: dict, key: LabelKey, value: Expression | Histogram, sign:
 
 
 def _expressions(plan: Plan, families: list[Family], values: Sequence[float], model: str | None,
-                 max_models: int | None, guards: list[tuple[int, bool]]) -> Normalized:
-    """``normalize(plan, families, model, max_models)`` with expressions for values; the samples'
-    values in ``families`` are their positions in ``values``."""
+                 max_models: int | None, guards: list[tuple[int, bool]], caps: Caps | None = None) -> Normalized:
+    """``normalize(plan, families, model, max_models, caps)`` with expressions for values; the
+    samples' values in ``families`` are their positions in ``values``."""
     index = _index(plan, families)
     if model is None:
         seen = _seen_models(plan, index)
@@ -220,8 +220,8 @@ def _expressions(plan: Plan, families: list[Family], values: Sequence[float], mo
             _zero_missing_outcomes(total)
         if total:
             result.series[metric] = total
-    if max_models is not None:
-        _cap_models(result, max_models)
+    result.dropped_series += reader.folded
+    cap_labels(result, max_models, caps)
     return result
 
 
@@ -293,13 +293,15 @@ class LayoutPlan:
         return result
 
 
-def plan_layout(plan: Plan, layout: Layout, model: str | None = None, max_models: int | None = None) -> LayoutPlan:
+def plan_layout(plan: Plan, layout: Layout, model: str | None = None, max_models: int | None = None,
+                caps: Caps | None = None) -> LayoutPlan:
     """Normalize's arithmetic for the layout's families, on the branches its current values take.
     Raises Unplannable, and ParseError where normalize would."""
     values = layout.values
     assert values is not None
     guards: list[tuple[int, bool]] = []
-    planned = _expressions(plan, layout_families(layout, range(len(values))), values, model, max_models, guards)
+    planned = _expressions(plan, layout_families(layout, range(len(values))), values, model, max_models, guards,
+                           caps)
     expressions: list[Expression] = []
     series = []
     for metric, by_key in planned.series.items():
@@ -336,39 +338,39 @@ def plan_layout(plan: Plan, layout: Layout, model: str | None = None, max_models
 
 
 def normalize_parsed(plan: Plan, families: list[Family], layout: Layout | None, model: str | None = None,
-                     max_models: int | None = None) -> Normalized:
+                     max_models: int | None = None, caps: Caps | None = None) -> Normalized:
     """``normalize(plan, families, ...)``, through the layout's plan when ``families`` were just
     read through ``layout`` (planning it the first time)."""
     if layout is None or layout.values is None:
-        return normalize(plan, families, model, max_models)
-    key = (plan.key, model, max_models)
+        return normalize(plan, families, model, max_models, caps)
+    key = (plan.key, model, max_models, caps)
     plans = layout.plans
     if key not in plans:
         try:
-            plans[key] = plan_layout(plan, layout, model, max_models)
+            plans[key] = plan_layout(plan, layout, model, max_models, caps)
         except Unplannable:
             plans[key] = None
         except Exception:  # normalize refuses the payload (ParseError): the real call says why
-            return normalize(plan, families, model, max_models)
+            return normalize(plan, families, model, max_models, caps)
     planned = plans[key]
     result = planned.run(layout.values) if planned is not None else None
-    return result if result is not None else normalize(plan, families, model, max_models)
+    return result if result is not None else normalize(plan, families, model, max_models, caps)
 
 
 def parse_and_normalize(text: str, plan: Plan, *, openmetrics: bool = False, series: dict | None = None,
                         layout: Layout | None = None, model: str | None = None,
-                        max_models: int | None = None) -> Normalized:
+                        max_models: int | None = None, caps: Caps | None = None) -> Normalized:
     """``normalize(plan, parse(text, ...))`` for one target's payload. Once its layout has a
     plan, a payload with that layout goes from its numbers to unified series without building
     families. Raises ParseError as parse and normalize do."""
     if not openmetrics and series is not None and layout is not None and layout.pieces is not None:
-        planned = layout.plans.get((plan.key, model, max_models))
+        planned = layout.plans.get((plan.key, model, max_models, caps))
         if planned is not None:
             values = values_through_layout(text, plan.wanted, layout)
             if values is not None:
                 result = planned.run(values)
                 if result is not None:
                     return result
-                return normalize(plan, layout_families(layout, values), model, max_models)
+                return normalize(plan, layout_families(layout, values), model, max_models, caps)
     families = parse(text, plan.wanted, openmetrics=openmetrics, series=series, layout=layout)
-    return normalize_parsed(plan, families, layout, model, max_models)
+    return normalize_parsed(plan, families, layout, model, max_models, caps)

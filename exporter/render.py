@@ -34,7 +34,7 @@ class TargetReport:
     gpu_up: bool | None = None  # None: no separate GPU source
     gpu: Normalized | None = None  # GPU series from dcgm/nvml
     hourly_cost_dollars: float | None = None
-    dropped_series: int = 0  # cumulative: series over the model cap
+    dropped_series: int = 0  # cumulative: series over a cap (models, GPUs, label bytes) or folded into "other"
 
 
 Row = tuple[tuple[str, ...], "float | Histogram"]  # label values in the metric's label order, value
@@ -128,14 +128,19 @@ class RenderCache:
     """How each series is written in the text format, remembered across scrapes: engines repeat
     their series every scrape with new values only, so each label string is built once (on the
     12k-sample payload a render takes about 1.6 ms with it, 3.3 ms without). Keyed by metric
-    name and label values (and a histogram's bounds). Bounded by the lines it holds (about 150
-    bytes each): when full it takes no more, and the next render starts it over, so series that
-    went away (label churn) do not stay. A thousand targets' lines are beyond it: it fills up
-    and starts over every render, and they render about as fast as without it."""
+    name and label values (and a histogram's bounds). Bounded by the lines it holds and by their
+    bytes (each line's text plus ``LINE_COST``, what a dict entry and its key tuple cost): when
+    full it takes no more, and the next render starts it over, so series that went away (label
+    churn) do not stay. A thousand targets' lines are beyond it: it fills up and starts over
+    every render, and they render about as fast as without it."""
 
-    def __init__(self, max_lines: int = 50_000):
+    LINE_COST = 200
+
+    def __init__(self, max_lines: int = 50_000, max_bytes: int = 16 * 1024 * 1024):
         self.max_lines = max_lines
+        self.max_bytes = max_bytes
         self.lines = 0
+        self.bytes = 0
         self.plain: dict[tuple, str] = {}  # -> 'name{labels} '
         self.numbers: dict[float, str] = {}  # value -> its text (see _go_float_cache)
         # -> (bounds in order with +Inf, a prefix per bucket line, the _count and _sum prefixes or None)
@@ -143,7 +148,7 @@ class RenderCache:
 
     @property
     def full(self) -> bool:
-        return self.lines >= self.max_lines
+        return self.lines >= self.max_lines or self.bytes >= self.max_bytes
 
     def start(self) -> None:
         """Called before each render: a cache that filled up starts over."""
@@ -152,7 +157,7 @@ class RenderCache:
         if self.full:
             self.plain.clear()
             self.histograms.clear()
-            self.lines = 0
+            self.lines = self.bytes = 0
 
 
 def _pairs(names: list[str], order: list[int], values: Sequence[str]) -> str:
@@ -185,6 +190,7 @@ def render_text(reports: Iterable[TargetReport], version: str, extra: list[Metri
                     if not cache.full:
                         prefixes[(name, values)] = prefix
                         cache.lines += 1
+                        cache.bytes += 2 * len(prefix) + cache.LINE_COST  # the line, and its label values
                 out.append(f"{prefix}{go(value)}\n")
             continue
         layouts = cache.histograms
@@ -196,6 +202,7 @@ def render_text(reports: Iterable[TargetReport], version: str, extra: list[Metri
                 if not cache.full:
                     layouts[layout_key] = layout
                     cache.lines += len(layout[1]) + 2
+                    cache.bytes += (len(layout[1]) + 2) * (2 * len(layout[1][0]) + cache.LINE_COST)
             bounds, bucket_prefixes, count_prefix, sum_prefix = layout
             counts = hist.buckets
             total = hist.count

@@ -39,7 +39,7 @@ class Label(StrEnum):
     GPU = "gpu"  # GPU UUID: one per device behind the target
     OUTCOME = "outcome"  # success|error|aborted|rejected: 4 values
     # scrape error reason: 6 values (ScrapeErrorReason); on llm_requests_waiting_by_reason, why a
-    # request waits: capacity|deferred (vLLM's own two values)
+    # request waits: capacity|deferred (vLLM's own two values)|other (WaitingReason)
     REASON = "reason"
     SIGNAL = "signal"  # a unified metric name: one per engine signal in this schema
     SOURCE = "source"  # GPU source kind: engine|dcgm|nvml
@@ -67,6 +67,16 @@ class Outcome(StrEnum):
     ERROR = "error"  # the server failed it (engine error, 5xx)
     ABORTED = "aborted"  # the client went away (cancelled, disconnected)
     REJECTED = "rejected"  # refused before it ran: an invalid request (4xx, validation) or an admission limit
+
+
+class WaitingReason(StrEnum):
+    """Why a request waits (llm_requests_waiting_by_reason): vLLM's two values, and ``other`` for
+    any value an engine adds, summed there (so the reasons still sum to llm_requests_waiting)
+    rather than copied into a label: an engine cannot mint label values."""
+
+    CAPACITY = "capacity"
+    DEFERRED = "deferred"
+    OTHER = "other"
 
 
 class ScrapeErrorReason(StrEnum):
@@ -208,7 +218,8 @@ class M:
         _TARGET_LABELS + (Label.SOURCE,))
     EXPORTER_DROPPED_SERIES = UnifiedMetric(
         "llm_exporter_dropped_series_total", Kind.COUNTER,
-        "Unified series not exported because the target served more models than --max-models allows.",
+        "Series not exported as the target served them: over --max-models models or --max-gpus GPUs, a label "
+        "value over --max-label-bytes, or a label value outside the schema's set (counted into its other value).",
         _TARGET_LABELS)
     EXPORTER_BUILD_INFO = UnifiedMetric(
         "llm_exporter_build_info", Kind.GAUGE, "Always 1; the version label says which infersight runs.",

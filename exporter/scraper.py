@@ -18,9 +18,9 @@ from pathlib import Path
 from infersight.exporter.adapters import ADAPTERS, DCGM, detect
 from infersight.exporter.cost import hourly_cost_dollars
 from infersight.exporter.fetch import Credentials, FetchClient, Payload, ScrapeError, fetch
-from infersight.exporter.normalize import Normalized, Plan, compile_plan, normalize
+from infersight.exporter.normalize import DEFAULT_CAPS, Caps, Normalized, Plan, compile_plan, normalize
 from infersight.exporter.nvml import NvmlReader, NvmlUnavailable
-from infersight.exporter.parse import Family, Layout, ParseError, SeriesCache, parse
+from infersight.exporter.parse import DEFAULT_CACHE_BYTES, Family, Layout, ParseError, SeriesCache, parse
 from infersight.exporter.program import parse_and_normalize
 from infersight.exporter.render import TargetReport
 from infersight.exporter.schema import (ENGINE_SIGNALS, UNDETECTED_ENGINE, Engine, GpuSource, Kind, Label,
@@ -93,12 +93,19 @@ class MonotonicGuard:
                 if value < floor:  # type: ignore[operator]
                     series[key] = value = floor
                 self.highest[(metric, key)] = value  # type: ignore[assignment]
+        # Models come and go (churned names): keep only the series this payload has once the
+        # floors outnumber them, so they stay bounded by the model cap.
+        if len(self.highest) > 4 * sum(len(normalized.series.get(m, ())) for m in self.metrics) + 1024:
+            self.highest = {k: v for k, v in self.highest.items() if k[1] in normalized.series.get(k[0], ())}
+            units = {(metric, key[0]) for metric in self.metrics for key in normalized.series.get(metric, ())}
+            self.totals = {k: v for k, v in self.totals.items() if k in units}
 
 
 class TargetScraper:
     def __init__(self, target: ResolvedTarget, max_body_bytes: int,
                  caches: dict[Engine | None, SeriesCache] | None = None, max_models: int = 100,
-                 turn: asyncio.Lock | None = None):
+                 turn: asyncio.Lock | None = None, caps: Caps | None = None,
+                 max_cache_bytes: int = DEFAULT_CACHE_BYTES):
         self.target = target
         # Shared by the targets of one exporter: payloads are parsed one at a time, each in its own
         # pass of the loop, so that requests (a health probe) are answered between two targets
@@ -106,6 +113,8 @@ class TargetScraper:
         self._turn = turn if turn is not None else asyncio.Lock()
         self.max_body_bytes = max_body_bytes
         self.max_models = max_models
+        self.caps = caps if caps is not None else DEFAULT_CAPS
+        self.max_cache_bytes = max_cache_bytes
         self.dropped_series = 0
         self.errors: Counter[ScrapeErrorReason] = Counter()
         self.engine: Engine | None = None if target.engine == "auto" else Engine(target.engine)
@@ -187,21 +196,32 @@ class TargetScraper:
             self.guard = MonotonicGuard(self.plan)
         try:
             normalized = parse_and_normalize(payload.text, self.plan, openmetrics=payload.openmetrics,
-                                             series=self._caches.setdefault(self.engine, SeriesCache()),
+                                             series=self._cache(self.engine),
                                              layout=self.layout, model=self.target.config.model,
-                                             max_models=self.max_models)
+                                             max_models=self.max_models, caps=self.caps)
         except ParseError as exc:
             raise ScrapeError(ScrapeErrorReason.PARSE, str(exc)) from None
         if self.guard is not None and self.guard.metrics:
             self.guard.apply(normalized)
         if not self._model_warned and self.target.config.model is None:
             self._warn_if_no_model(normalized)
+        self._count_dropped(normalized)
+        return normalized
+
+    def _cache(self, engine: Engine | None) -> SeriesCache:
+        cache = self._caches.get(engine)
+        if cache is None:
+            cache = self._caches[engine] = SeriesCache(max_bytes=self.max_cache_bytes)
+        return cache
+
+    def _count_dropped(self, normalized: Normalized) -> None:
         if normalized.dropped_series:
             if not self.dropped_series:
-                log.warning("too many models engine=%s target=%s max_models=%d dropped_series=%d",
-                            self.engine_label, self.target.name, self.max_models, normalized.dropped_series)
+                log.warning("series dropped engine=%s target=%s dropped_series=%d: over max_models=%d or "
+                            "max_gpus=%s, a label value over max_label_bytes=%s, or a label value outside the "
+                            "schema's set", self.engine_label, self.target.name, normalized.dropped_series,
+                            self.max_models, self.caps.max_gpus, self.caps.max_label_bytes)
             self.dropped_series += normalized.dropped_series
-        return normalized
 
     def _warn_if_no_model(self, normalized: Normalized) -> None:
         """Once per target: series whose model the payload does not name and no --model gives."""
@@ -239,9 +259,11 @@ class TargetScraper:
             if gpu.source is GpuSource.DCGM:
                 payload = await fetch(client, str(gpu.dcgm_url), timeout=timeout, max_bytes=self.max_body_bytes,
                                       pool=f"{self.target.name} gpu")
-                families = parse(payload.text, _DCGM_PLAN.wanted, series=self._caches.setdefault(None, SeriesCache()))
+                families = parse(payload.text, _DCGM_PLAN.wanted, series=self._cache(None))
                 families = _only_devices(families, frozenset(gpu.devices))
-                return True, normalize(_DCGM_PLAN, families)
+                normalized = normalize(_DCGM_PLAN, families, caps=self.caps)
+                self._count_dropped(normalized)
+                return True, normalized
             if gpu.source is GpuSource.NVML and self.nvml is not None:
                 return True, await asyncio.to_thread(self.nvml.read)
         except (ScrapeError, ParseError, NvmlUnavailable) as exc:
@@ -263,10 +285,13 @@ class TargetScraper:
 
 
 class Scraper:
-    def __init__(self, targets: list[ResolvedTarget], max_body_bytes: int, max_models: int = 100):
+    def __init__(self, targets: list[ResolvedTarget], max_body_bytes: int, max_models: int = 100,
+                 max_gpus: int = 64, max_label_bytes: int = 1024, max_cache_bytes: int = DEFAULT_CACHE_BYTES):
+        caps = Caps(max_gpus, max_label_bytes)
         caches: dict[Engine | None, SeriesCache] = {}
         turn = asyncio.Lock()
-        self.targets = [TargetScraper(t, max_body_bytes, caches, max_models, turn) for t in targets]
+        self.targets = [TargetScraper(t, max_body_bytes, caches, max_models, turn, caps, max_cache_bytes)
+                        for t in targets]
 
     async def scrape_all(self, client: FetchClient, timeout: float) -> list[TargetReport]:
         return list(await asyncio.gather(*(t.scrape(client, timeout) for t in self.targets)))

@@ -151,7 +151,8 @@ class Exporter:
         self.ssl_context = ssl_context(web)
         self.basic_auth = BasicAuth(web.basic_auth_users)
         self.scraper = Scraper([settings.resolved(t) for t in settings.targets], settings.max_body_bytes,
-                               settings.max_models)
+                               settings.max_models, settings.max_gpus, settings.max_label_bytes,
+                               settings.max_cache_bytes)
         self._render_cache = RenderCache()  # used by one render at a time (see exposition)
         self._release: asyncio.TimerHandle | None = None
         self._freshness: dict[int, Freshness] = {}  # by index of self.scraper.targets

@@ -298,6 +298,11 @@ class Settings(BaseSettings):
     scrape_timeout_seconds: float = 10.0
     max_body_bytes: PositiveInt = 32 * 1024 * 1024
     max_models: PositiveInt = 100  # per target; the series of further models are dropped and counted
+    max_gpus: PositiveInt = 64  # per target (8 GPUs a node is the common case); further GPUs' series likewise
+    # A series with a label value copied from the engine (model, GPU) longer than this is dropped and counted.
+    max_label_bytes: Annotated[int, Field(ge=64)] = 1024
+    # Each engine's cache of known series (exporter.parse.SeriesCache) starts over beyond this estimate.
+    max_cache_bytes: Annotated[int, Field(ge=1024 * 1024)] = 64 * 1024 * 1024
     auth: Auth = Auth()
     gpu: GpuConfig = GpuConfig()
     cost: CostConfig = CostConfig()

@@ -34,6 +34,14 @@ def _exporter_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-body-bytes", type=int, metavar="BYTES", help="largest payload accepted (default 32 MiB)")
     p.add_argument("--max-models", type=int, metavar="N",
                    help="models exported per target; further models' series are dropped and counted (default 100)")
+    p.add_argument("--max-gpus", type=int, metavar="N",
+                   help="GPUs exported per target; further GPUs' series are dropped and counted (default 64)")
+    p.add_argument("--max-label-bytes", type=int, metavar="BYTES",
+                   help="longest label value copied from an engine; longer ones' series are dropped and counted "
+                        "(default 1024)")
+    p.add_argument("--max-cache-bytes", type=int, metavar="BYTES",
+                   help="memory for each engine's cache of known series, estimated; beyond it the cache starts over "
+                        "(default 64 MiB)")
     gpu = p.add_argument_group("GPU metrics")
     gpu.add_argument("--gpu-source", choices=[s.value for s in GpuSource], help="where GPU metrics come from (default none)")
     gpu.add_argument("--dcgm-url", help="dcgm-exporter /metrics URL, for --gpu-source dcgm")
@@ -63,8 +71,8 @@ def _exporter_parser(sub: argparse._SubParsersAction) -> None:
 def _flags(args: argparse.Namespace) -> dict[str, Any]:
     """Only the flags given, nested as Settings expects, so unset ones fall through to env/YAML."""
     flags: dict[str, Any] = {}
-    for name in ("engine", "listen", "scrape_timeout_seconds", "max_body_bytes", "max_models", "log_level",
-                 "web_config_file"):
+    for name in ("engine", "listen", "scrape_timeout_seconds", "max_body_bytes", "max_models", "max_gpus",
+                 "max_label_bytes", "max_cache_bytes", "log_level", "web_config_file"):
         if getattr(args, name) is not None:
             flags[name] = getattr(args, name)
     if args.targets:
