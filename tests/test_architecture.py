@@ -41,7 +41,8 @@ def test_the_exporter_loads_no_ui_or_simulator_library() -> None:
     probe = ("import sys, infersight.cli as c; c.main.__code__; "
              "import infersight.exporter.server, infersight.exporter.scraper, infersight.exporter.settings; "
              "heavy = ('pandas', 'plotly', 'streamlit', 'starlette', 'numpy', 'pyarrow', 'infersight.simulator', "
-             "'infersight.dashboard', 'infersight.tools', 'infersight.compare', 'grafana_foundation_sdk'); "
+             "'infersight.dashboard', 'infersight.tools', 'infersight.compare', 'grafana_foundation_sdk', "
+             "'opentelemetry', 'google.protobuf'); "
              "print(sorted(m for m in sys.modules if m.startswith(heavy)))")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert result.stdout == "[]\n"

@@ -23,7 +23,8 @@ from tests.processes import free_port, require_binary, running
 
 pytestmark = pytest.mark.e2e
 
-HEAVY = {"pandas", "plotly", "streamlit", "pyarrow", "numpy", "starlette", "grafana-foundation-sdk"}
+HEAVY = {"pandas", "plotly", "streamlit", "pyarrow", "numpy", "starlette", "grafana-foundation-sdk",
+         "opentelemetry-sdk", "opentelemetry-exporter-otlp-proto-http"}  # [otlp] is optional too
 CAPTURE = REPO / "tests" / "fixtures" / "engines" / "vllm-0.33.0.metrics.txt"
 
 
