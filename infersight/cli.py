@@ -131,8 +131,9 @@ def _run_exporter(args: argparse.Namespace) -> int:
             print(f"ok: target {resolved.name} engine={resolved.engine} url={redact_url(resolved.url)} "
                   f"gpu={resolved.gpu.source.value} auth={'yes' if resolved.auth.configured else 'no'}")
         if settings.otlp is not None:
-            print(f"ok: otlp endpoint={redact_url(str(settings.otlp.endpoint))} "
-                  f"interval={settings.otlp.interval_seconds:g}s headers={'yes' if settings.otlp.headers_file else 'no'}")
+            otlp = settings.otlp
+            print(f"ok: otlp endpoint={redact_url(str(otlp.endpoint))} interval={otlp.interval_seconds:g}s "
+                  f"headers={'yes' if otlp.headers_file else 'no'}")
         return 0
     # Bind once before anything starts, so that an address that cannot be served is one line naming
     # it. --check-config does not: it runs in CI or beside the running exporter, where the port
