@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from opentelemetry.sdk.metrics.export import HistogramDataPoint, NumberDataPoint
 
+from infersight.cli import main
 from infersight.exporter.normalize import Histogram, Normalized
 from infersight.exporter.otlp import Translator
 from infersight.exporter.otlp_names import SEMCONV, attribute_table, mapping_table, otel_name, unit
@@ -109,3 +110,14 @@ def test_otlp_settings_are_checked() -> None:
                               "otlp": {"endpoint": "http://collector:4318/v1/metrics"}})
     assert (str(settings.otlp.endpoint), settings.otlp.interval_seconds, settings.otlp.timeout_seconds) == (
         "http://collector:4318/v1/metrics", 60.0, 10.0)
+
+
+def test_check_config_shows_the_push_without_its_secrets(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    headers = tmp_path / "headers"
+    headers.write_text("Authorization: Bearer hdr-secret\n")
+    code = main(["exporter", "--check-config", "--target", "e=http://engine:8000/metrics", "--otlp-endpoint",
+                 "https://u:url-secret@collector:4318/v1/metrics?key=query-secret", "--otlp-interval", "15",
+                 "--otlp-headers-file", str(headers)])
+    assert (code, capsys.readouterr()) == (0, (
+        "ok: target e engine=auto url=http://engine:8000/metrics gpu=none auth=no\n"
+        "ok: otlp endpoint=https://collector:4318/v1/metrics?key=*** interval=15s headers=yes\n", ""))
