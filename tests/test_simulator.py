@@ -18,6 +18,8 @@ from tests.conftest import CAPTURES, GOLDEN
 from tests.golden import assert_golden
 from tests.test_golden import normalized_exposition
 
+pytestmark = pytest.mark.unit
+
 EXACT = Performance(step_base_seconds=0.01, step_per_sequence_seconds=0.0, prefill_tokens_per_second=1000,
                     step_jitter=0.0, max_num_seqs=8, kv_capacity_tokens=10_000)
 NO_LOAD = Workload(concurrency=0)
@@ -222,9 +224,79 @@ def test_triton_vllm_backend_matches_our_fixture_of_its_readme() -> None:
                           ("trtllm", "2026", Engine.TRTLLM)])
 def test_exporter_reads_every_format_to_golden(engine: str, version: str, unified: Engine,
                                                 update_golden: bool) -> None:
+    """A change detector for the whole output (HELP text, order, label sets, every figure): the
+    golden file was reviewed once, not derived. Its figures have an oracle of their own in
+    test_the_golden_figures_are_the_models_own."""
     text = simulated(engine, version).metrics_text().decode()
     assert_golden(GOLDEN / "simulator" / f"{engine}-{version}.prom", normalized_exposition(text, unified),
                   update_golden)
+
+
+class _Requests:
+    """Every finished request, as the model hands it over (an observer beside the recorder)."""
+
+    def __init__(self) -> None:
+        self.finished: list = []
+
+    def on_finish(self, request) -> None:
+        self.finished.append(request)
+
+    def __getattr__(self, name):
+        return lambda *args: None
+
+
+# Formats without a gauge of the running requests or of the KV cache (the Triton vLLM backend
+# serves counters and histograms only); every other format carries both.
+NO_RUNNING_OR_KV = {("triton", "vllm")}
+# Triton's TensorRT-LLM backend counts tokens per response (nv_llm_*_token_len histograms): the
+# tokens of finished requests only, where the other formats count every token as it is made.
+TOKENS_OF_FINISHED_REQUESTS = {("triton", "trtllm")}
+
+
+@pytest.mark.parametrize("key", sorted(FORMATS), ids=[f"{e}-{v}" for e, v in sorted(FORMATS)])
+def test_the_golden_figures_are_the_models_own(key: tuple[str, str]) -> None:
+    """The oracle for the simulator goldens' figures: each figure in the golden file equals what
+    the queueing model did, taken from the model itself (its queues and KV cache, and every
+    finished request with its own timestamps), not from any exposition. The same run as
+    ``simulated``: the small profile, seed 1, 20 simulated seconds."""
+    engine, version = key
+    sim = SimulatedEngine(engine, version, PROFILES["small"], seed=1)
+    requests = _Requests()
+    sim.model.observers.append(requests)
+    run_for(sim.model, 20)
+    model, done = sim.model, requests.finished
+    started = [r for r in done if r.first_token is not None] + [r for r in model.running if r.first_token is not None]
+    in_flight_tokens = sum(r.output_tokens for r in model.running)
+    tokens_of = (lambda rs: sum(r.output_tokens for r in rs))
+    per_response = key in TOKENS_OF_FINISHED_REQUESTS
+    truth = {
+        "llm_requests_waiting": len(model.waiting),
+        "llm_prompt_tokens_total": sum(r.prompt_tokens for r in (done if per_response else started)),
+        "llm_generation_tokens_total": tokens_of(done) + (0 if per_response else in_flight_tokens),
+        'llm_requests_total{outcome="success"}': sum(r.finish_reason in (FinishReason.STOP, FinishReason.LENGTH)
+                                                     for r in done),
+        "llm_time_to_first_token_seconds_count": len(started),
+        "llm_time_to_first_token_seconds_sum": sum(r.first_token - r.arrival for r in started),
+        # every token but a request's first comes after a gap
+        "llm_inter_token_latency_seconds_count": tokens_of(done) + in_flight_tokens - len(started),
+        "llm_request_duration_seconds_count": len(done),
+        "llm_request_duration_seconds_sum": sum(r.finished - r.arrival for r in done),
+    }
+    if key not in NO_RUNNING_OR_KV:
+        truth["llm_requests_running"] = len(model.running)
+        truth["llm_kv_cache_usage_ratio"] = model.kv_used_tokens / model.kv_capacity_tokens
+    golden = (GOLDEN / "simulator" / f"{engine}-{version}.prom").read_text(encoding="utf-8")
+    read: dict[str, set[float]] = {}
+    for family in text_string_to_metric_families(golden):
+        for sample in family.samples:
+            name = sample.name + (f'{{outcome="{sample.labels["outcome"]}"}}' if "outcome" in sample.labels else "")
+            if name in truth:
+                read.setdefault(name, set()).add(sample.value)  # one per model label (Triton's ensemble too)
+    required = {"llm_requests_waiting", "llm_prompt_tokens_total", "llm_generation_tokens_total",
+                "llm_requests_running", "llm_kv_cache_usage_ratio"} & set(truth)
+    assert required <= set(read), required - set(read)
+    assert {name: sorted(values) for name, values in read.items()} == {
+        name: [pytest.approx(truth[name], rel=1e-9)] for name in read}
 
 
 def test_dcgm_endpoint_is_read_by_the_dcgm_adapter(update_golden: bool) -> None:
