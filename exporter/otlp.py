@@ -46,6 +46,7 @@ log = logging.getLogger("infersight.exporter.otlp")
 SERVICE_NAME = "infersight-exporter"
 _SCOPE = InstrumentationScope("infersight.exporter", __version__)
 _CUMULATIVE = AggregationTemporality.CUMULATIVE
+STOP_WAIT_SECONDS = 2.0
 
 
 def _histogram_point(hist: normalize.Histogram, attributes: dict[str, str], start: int,
@@ -156,9 +157,11 @@ class OtlpPusher:
         self._thread.start()
 
     def stop(self) -> None:
+        """No last push: a push under way is given a moment, then left (its thread is a daemon),
+        so that a hung receiver never holds up the pod's shutdown."""
         self._stop.set()
-        self._thread.join(timeout=self._config.timeout_seconds + self._scrape_timeout + 5)
-        if self._client is not None:
+        self._thread.join(timeout=STOP_WAIT_SECONDS)
+        if self._client is not None and not self._thread.is_alive():
             self._client.shutdown()
 
     def _run(self) -> None:

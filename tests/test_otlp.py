@@ -272,6 +272,10 @@ def test_a_slow_or_absent_receiver_never_holds_up_metrics(tmp_path: Path) -> Non
                     assert time.monotonic() - started < 2
                 assert len(slow.requests) == 1  # one push at a time: none piled up behind it
                 assert process.poll() is None
+                # Stopping does not wait for the hung push (a pod's grace period is 30 s).
+                started = time.monotonic()
+                process.terminate()
+                assert (process.wait(timeout=20), time.monotonic() - started < 5) == (0, True)
         # Nothing listening: each push fails; /metrics is unaffected; one warning, not one a push.
         dead = f"http://127.0.0.1:{free_port()}/v1/metrics"
         log = tmp_path / "dead.log"
