@@ -4,19 +4,27 @@
 #   bash scripts/test.sh --fast    unit + integration only: under two minutes, run it before each commit
 # The suite runs on INFERSIGHT_TEST_WORKERS pytest-xdist workers (default 3, on 2 cores: most tests
 # wait on a server, a scrape interval or a subprocess, not on the CPU). A module's own module-scoped
-# fixture keeps its tests on one worker (tests/conftest.py). INFERSIGHT_TEST_WORKERS=0 runs in-process.
+# fixture keeps its tests on one worker (tests/conftest.py); tests marked `serial` (a time bound
+# under CPU load) run afterwards, alone. INFERSIGHT_TEST_WORKERS=0 runs everything in one process.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tiers=()
+tiers=""
 if [ "${1:-}" = "--fast" ]; then
   shift
-  tiers=(-m "unit or integration")
+  tiers="unit or integration"
 fi
 bash scripts/setup.sh
 workers="${INFERSIGHT_TEST_WORKERS:-3}"
-parallel=()
-if [ "$workers" != "0" ]; then
-  parallel=(-n "$workers" --dist loadgroup)
+pytest=(.venv/bin/python -m pytest --durations=15)  # the slowest tests, in every run's log
+if [ "$workers" = "0" ]; then
+  exec "${pytest[@]}" ${tiers:+-m "$tiers"} "$@"
 fi
-# --durations: the slowest tests, printed at the end of every run (CI's log keeps them).
-exec .venv/bin/python -m pytest --durations=15 "${parallel[@]}" "${tiers[@]}" "$@"
+status=0
+"${pytest[@]}" -n "$workers" --dist loadgroup -m "${tiers:+($tiers) and }not serial" "$@" || status=$?
+serial=0
+"${pytest[@]}" -p no:xdist -m "${tiers:+($tiers) and }serial" "$@" || serial=$?
+# 5: nothing selected (a run of one file without serial tests)
+[ "$status" = 5 ] && status=0
+[ "$serial" = 5 ] && serial=0
+[ "$status" = 0 ] && status=$serial
+exit "$status"

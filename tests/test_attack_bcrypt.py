@@ -250,6 +250,7 @@ def _thread_cpu_seconds(thread: threading.Thread) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+@pytest.mark.serial  # a 1 s bound while an attacker keeps a core busy: run alone, not beside other workers
 @pytest.mark.parametrize(("connections", "max_connections"), [
     (30, None),  # under the default connection cap (40), which answers 503 beyond: a bound of its own
     (100, 200),  # the cap raised, so that a hundred guessers reach bcrypt

@@ -17,7 +17,8 @@ from infersight.exporter.server import FRESH_FETCH_BURST, MIN_SCRAPE_INTERVAL_SE
 from tests.engine_server import Behaviour, EngineServer
 from tests.harness import running_exporter
 
-pytestmark = pytest.mark.integration
+# serial: answers counted per one-second window; beside other workers a window can close early.
+pytestmark = [pytest.mark.integration, pytest.mark.serial]
 
 PAYLOAD = '# TYPE vllm:num_requests_running gauge\nvllm:num_requests_running{model_name="m"} %d\n'
 RUNNING = re.compile(r'llm_requests_running\{engine="vllm",model="m",target="a"\} (\S+)')

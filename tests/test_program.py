@@ -15,7 +15,7 @@ from infersight.exporter.normalize import Histogram, Normalized, compile_plan, n
 from infersight.exporter.parse import Layout, ParseError, SeriesCache, parse
 from infersight.exporter.program import MAX_TERMS, LayoutPlan, _evaluate, normalize_parsed
 from infersight.exporter.schema import Engine, M
-from tests.conftest import CAPTURES, OWN_FIXTURES
+from tests.conftest import CAPTURES, OWN_FIXTURES, examples
 
 pytestmark = pytest.mark.unit
 
@@ -140,7 +140,7 @@ _numbers = st.one_of(st.floats(allow_nan=True, allow_infinity=True).map(repr),
                      st.sampled_from(["0", "-0.0", "NaN", "+Inf", "-Inf", "1e308", "5e-324"]))
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(200, 50), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.lists(_numbers, min_size=1, max_size=7), min_size=1, max_size=4))
 def test_any_values_through_a_plan_match_normalize(value_sets: list[list[str]]) -> None:
     # Two data-parallel ranks per model (sums and means), NIM's subtracted outcome rows and
