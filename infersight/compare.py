@@ -253,6 +253,7 @@ def _series_over(window: Sequence[Snapshot], name: str, group: tuple[str, ...]
 
 
 _ROW = (Label.ENGINE.value, Label.MODEL.value, Label.TARGET.value)
+CLUSTER_LABEL = "cluster"  # Prometheus' external label in a multi-cluster store (alerts.slo_rules.WORKLOAD_LABELS)
 _TARGET = (Label.ENGINE.value, Label.TARGET.value)
 
 
@@ -419,9 +420,11 @@ def unbundle(answers: dict[str, list]) -> dict[str, list]:
 
 
 def column_queries(window: str) -> dict[str, str]:
-    """The query behind each column (recording rules are not assumed: these run on any Prometheus)."""
-    by = "engine, model, target"
-    tby = "engine, target"
+    """The query behind each column (recording rules are not assumed: these run on any Prometheus).
+    Grouped by ``cluster`` too: a store fed by several clusters (remote_write, each Prometheus its
+    own external label) keeps same-named targets apart; without the label the grouping is as before."""
+    by = "cluster, engine, model, target"
+    tby = "cluster, engine, target"
 
     def q(metric: str, quantile: float) -> str:
         return (f"histogram_quantile({quantile}, sum by ({by}, le) (rate({metric}_bucket[{window}])))")
@@ -457,6 +460,15 @@ def column_queries(window: str) -> dict[str, str]:
     }
 
 
+def cluster_target(labels: dict[str, str]) -> dict[str, str]:
+    """A series' labels with its target named ``cluster/target`` where it has a ``cluster`` label
+    (a global view of several clusters); unchanged where it has none (one cluster, one Prometheus)."""
+    cluster = labels.get(CLUSTER_LABEL)
+    if not cluster:
+        return labels
+    return {**labels, Label.TARGET.value: f"{cluster}/{labels.get(Label.TARGET.value, '')}"}
+
+
 def prometheus_rows(url: str, window: str = "5m", timeout: float = 10.0, at: float | None = None,
                     reader: Reader | None = None) -> list[Row]:
     """The comparison from Prometheus: every query of ``promql`` at once, all within ``timeout``
@@ -477,7 +489,7 @@ def prometheus_rows(url: str, window: str = "5m", timeout: float = 10.0, at: flo
     for column, samples in answers.items():
         group = _TARGET if column in ("gpu_utilization_ratio", "hourly_cost_dollars", "target_output",
                                       "target_input", "target_energy") else _ROW
-        results[column] = {tuple(s.labels.get(g, "") for g in group): s.value for s in samples}
+        results[column] = {tuple(cluster_target(s.labels).get(g, "") for g in group): s.value for s in samples}
     keys: set[RowKey] = set()
     for column in ("output_tokens_per_second", "requests_running", "finished", "kv_cache_usage_ratio",
                    "requests_waiting", "ttft_p50_seconds"):

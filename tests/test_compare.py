@@ -6,12 +6,14 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import re
 import subprocess
 import time
 
 import pytest
 
-from infersight.compare import COLUMNS, Snapshot, embedded_rows, increase, parse_duration, prometheus_rows, to_csv
+from infersight.compare import (COLUMNS, Snapshot, cluster_target, column_queries, embedded_rows, increase,
+                                parse_duration, prometheus_rows, to_csv)
 from infersight.promapi import APIError, Reader
 from infersight.quantile import histogram_quantile
 from tests.processes import free_port, infersight_command, require_binary, running
@@ -243,3 +245,13 @@ def test_compare_reports_an_unreachable_prometheus() -> None:
     assert out.returncode == 1
     assert out.stderr == (f"infersight compare: Prometheus at http://127.0.0.1:{port} could not be queried: "
                           "connection refused\n")
+
+
+def test_a_cluster_label_keeps_same_named_targets_apart() -> None:
+    # One Prometheus (no external label in its own answers): rows as they always were. A store fed
+    # by several clusters (remote_write, each its own `cluster`): the target is cluster/target.
+    assert cluster_target({"engine": "vllm", "target": "vllm-0"}) == {"engine": "vllm", "target": "vllm-0"}
+    assert cluster_target({"engine": "vllm", "target": "vllm-0", "cluster": "east"}) == {
+        "engine": "vllm", "target": "east/vllm-0", "cluster": "east"}
+    groupings = [g for q in column_queries("5m").values() for g in re.findall(r"\bby \(([^)]*)\)", q)]
+    assert len(groupings) == 26 and all(g.startswith("cluster, engine") for g in groupings)
