@@ -129,6 +129,9 @@ def test_rendered_exporter_invocation_is_accepted_by_the_exporter(name: str, exp
     assert (result.returncode, result.stderr) == (0, "")
     assert result.stdout.splitlines() == expected
     assert config["listen"] == "0.0.0.0:9400"
+    # the label-dimension and cache caps reach the exporter (docs/reliability.md, "Attacks")
+    assert (config["max_models"], config["max_gpus"], config["max_label_bytes"], config["max_cache_bytes"]) == (
+        100, 64, 1024, 64 * 2**20)
 
 
 def test_nim_cost_includes_the_licence() -> None:

@@ -79,6 +79,9 @@ listen: "0.0.0.0:{{ .Values.exporter.port }}"
 engine: {{ .Values.engine.kind }}
 scrape_timeout_seconds: {{ .Values.exporter.scrapeTimeoutSeconds }}
 max_models: {{ .Values.exporter.maxModels }}
+max_gpus: {{ .Values.exporter.maxGpus }}
+max_label_bytes: {{ .Values.exporter.maxLabelBytes }}
+max_cache_bytes: {{ int64 .Values.exporter.maxCacheBytes }}
 log_level: {{ .Values.exporter.logLevel }}
 gpu:
   source: {{ .Values.exporter.gpu.source }}
