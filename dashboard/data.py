@@ -19,7 +19,8 @@ import infersight.plan as plan
 from infersight.dashboard.settings import UISettings
 from infersight.promapi import APIError, Reader
 from infersight.exporter.schema import Label, M, Outcome
-from infersight.alerts.slo_rules import BUDGET_REMAINING_RECORD, OBJECTIVE_RECORD, burn_rate_record, error_ratio_record
+from infersight.alerts.slo_rules import (BUDGET_REMAINING_RECORD, OBJECTIVE_RECORD, REQUESTS_RECORD, burn_rate_record,
+                                        error_ratio_record)
 from infersight.alerts.slo_spec import Slo, SloSpec
 
 HISTORY_SECONDS = 6 * 3600
@@ -178,13 +179,26 @@ class SloFigure:
     # Where the rules keep them apart (Kubernetes target labels): one SLO per team and cluster.
     namespace: str = ""
     cluster: str = ""
+    # Seconds of data the figures rest on: under the SLO window (30 d), attainment and budget are
+    # over this span only.
+    span_seconds: float | None = None
+
+
+def _span_query() -> str:
+    """Seconds since the first sample of the SLI's request rate Prometheus holds, per SLO and engine
+    (within 30 d): the coarse 1-h subquery reaches back 30 days, the 1-min one places a start
+    within the last hour; the older of the two."""
+    by = "slo, engine, model, namespace, cluster"
+    first = " or ".join(f'label_replace(min_over_time(timestamp({REQUESTS_RECORD})[{span}]), "res", "{res}", "", "")'
+                        for span, res in (("30d:1h", "h"), ("1h:1m", "m")))
+    return f"time() - min by ({by}) ({first})"
 
 
 def slo_figures_prometheus(url: str, spec: SloSpec, burn_window: str = "1h",
                            connection: Connection = Connection()) -> list[SloFigure]:
-    """From the recording rules, all four queries within one deadline. Raises ``APIError``."""
+    """From the recording rules, all five queries within one deadline. Raises ``APIError``."""
     records = {"errors": error_ratio_record("30d"), "burn": burn_rate_record(burn_window),
-               "budget": BUDGET_REMAINING_RECORD, "objective": OBJECTIVE_RECORD}
+               "budget": BUDGET_REMAINING_RECORD, "objective": OBJECTIVE_RECORD, "span": _span_query()}
     answers = connection.reader().query(url, records, timeout=connection.timeout)
 
     def by_key(name: str) -> dict[tuple[str, ...], float]:
@@ -194,6 +208,7 @@ def slo_figures_prometheus(url: str, spec: SloSpec, burn_window: str = "1h",
     errors = by_key("errors")
     burn = by_key("burn")
     budget = by_key("budget")
+    span = by_key("span")
     objective = {k[0]: v for k, v in by_key("objective").items()}
     out = []
     for key in sorted(set(errors) | set(burn) | set(budget)):
@@ -203,7 +218,8 @@ def slo_figures_prometheus(url: str, spec: SloSpec, burn_window: str = "1h",
         error = _finite(errors.get(key))
         out.append(SloFigure(key[0], key[1], key[2], objective.get(key[0], slo.objective),
                              None if error is None else 1 - error,
-                             _finite(burn.get(key)), _finite(budget.get(key)), namespace=key[3], cluster=key[4]))
+                             _finite(burn.get(key)), _finite(budget.get(key)), namespace=key[3], cluster=key[4],
+                             span_seconds=_finite(span.get(key))))
     return out
 
 
@@ -242,7 +258,8 @@ def slo_figures_embedded(snapshots: Sequence[Snapshot], spec: SloSpec) -> list[S
                 continue
             attainment = good.get(key, 0.0) / total[key]
             out.append(SloFigure(slo.name, key[0], key[1], slo.objective, attainment,
-                                 (1 - attainment) / (1 - slo.objective), None))
+                                 (1 - attainment) / (1 - slo.objective), None,
+                                 span_seconds=snapshots[-1].time - snapshots[0].time))
     return out
 
 

@@ -171,6 +171,10 @@ def test_slo_page_attainment_from_the_buckets(history) -> None:
     assert sorted(set(table["SLO"])) == ["availability", "itl", "ttft"]
     assert set(table["budget remaining"]) == {"n/a"}  # needs Prometheus' 30 days
     assert all(value.endswith("%") for value in table["attainment"])
+    assert set(table["over"]) == {"1 min"}  # the scrape history's span (60 s), not the 30-d window
+    assert [c.value for c in at.main.caption] == ["From the exporters' scrape history (60 s): attainment and burn "
+                                                  "rate over that span; the 30-day error budget needs Prometheus.",
+                                                  "Alertmanager not configured (INFERSIGHT_UI_ALERTMANAGER_URL)."]
 
 
 def test_an_unreachable_prometheus_is_an_error_message(monkeypatch) -> None:
@@ -265,8 +269,16 @@ def test_plan_page_replicas_and_cost_equal_the_hand_computation(measured) -> Non
         "assumes replicas add capacity linearly",
         "vllm m t-vllm: the asked 10 req/s is above the highest load measured on one replica (5.86 req/s): the plan "
         "assumes replicas add capacity linearly"]
+    # the inputs are in the page's URL, and a URL's inputs are the page's: a plan can be shared
+    assert dict(at.query_params) == {"rps": "10", "prompt": "512", "output": "256", "ttft": "0.5", "itl": "0.05",
+                                     "quantile": "p99"}
     # 4 req/s fits one replica of either: no warning
     at.number_input(key="plan-rps").set_value(4.0).run()
     assert list(at.dataframe[0].value["replicas"]) == ["1", "1"]
     assert list(at.dataframe[0].value["$/month"]) == ["$5,475", "$1,095"]  # 7.50 and 1.50 x 730
     assert [w.value for w in at.warning] == []
+    shared = AppTest.from_file(APP, default_timeout=60)
+    shared.query_params["rps"] = "4"
+    shared.switch_page("app_pages/plan.py").run()
+    shared.selectbox(key="plan-range").set_value("1 hour").run()
+    assert list(shared.dataframe[0].value["replicas"]) == ["1", "1"]

@@ -26,21 +26,38 @@ spec = load_spec(s.slo_spec)
 thresholds = {slo.sli.latency.histogram: slo.sli.latency.threshold_seconds for slo in spec.slos if slo.sli.latency}
 default = plan.default_objective(thresholds)
 
+
+
+def asked(name: str, fallback: float) -> float:
+    """An input's starting value: the URL's (``/plan?rps=20&ttft=0.8``, so a plan can be shared) or
+    ``fallback``."""
+    try:
+        return float(st.query_params[name])
+    except (KeyError, ValueError):
+        return fallback
+
+
 traffic_box, slo_box = st.columns(2)
 with traffic_box.container(border=True):
     st.markdown("**Traffic**")
-    rps = st.number_input("Requests per second", min_value=0.001, value=10.0, step=1.0, key="plan-rps")
-    prompt_tokens = st.number_input("Prompt tokens per request", min_value=0, value=512, step=64, key="plan-prompt")
-    output_tokens = st.number_input("Output tokens per request", min_value=1, value=256, step=32, key="plan-output")
+    rps = st.number_input("Requests per second", min_value=0.001, value=asked("rps", 10.0), step=1.0, key="plan-rps")
+    prompt_tokens = st.number_input("Prompt tokens per request", min_value=0, value=int(asked("prompt", 512)), step=64,
+                                    key="plan-prompt")
+    output_tokens = st.number_input("Output tokens per request", min_value=1, value=int(asked("output", 256)),
+                                    step=32, key="plan-output")
 with slo_box.container(border=True):
     st.markdown("**SLO**")
-    quantile = st.selectbox("Quantile", plan.QUANTILES, index=0, key="plan-quantile")
-    ttft = st.number_input("TTFT threshold, s", min_value=0.001, value=default.ttft_seconds, step=0.05,
+    quantile = st.selectbox("Quantile", plan.QUANTILES, key="plan-quantile",
+                            index=plan.QUANTILES.index(st.query_params.get("quantile", "p99"))
+                            if st.query_params.get("quantile") in plan.QUANTILES else 0)
+    ttft = st.number_input("TTFT threshold, s", min_value=0.001, value=asked("ttft", default.ttft_seconds), step=0.05,
                            format="%.3f", key="plan-ttft")
-    itl = st.number_input("ITL threshold, s", min_value=0.0001, value=default.itl_seconds, step=0.005,
+    itl = st.number_input("ITL threshold, s", min_value=0.0001, value=asked("itl", default.itl_seconds), step=0.005,
                           format="%.4f", key="plan-itl")
-span = st.selectbox("Measured history", list(RANGES), index=1, key="plan-range")
+span = st.selectbox("Measured history", list(RANGES), index=0, key="plan-range")
 
+st.query_params.update({"rps": f"{rps:g}", "prompt": str(prompt_tokens), "output": str(output_tokens),
+                        "ttft": f"{ttft:g}", "itl": f"{itl:g}", "quantile": quantile})  # the link to this plan
 traffic = plan.Traffic(float(rps), int(prompt_tokens), int(output_tokens))
 objective = plan.Objective(float(ttft), float(itl), quantile)
 history = data.timeseries(s.prometheus_url, s.exporters, s.window, RANGES[span], RANGES[span] / 240,

@@ -11,6 +11,21 @@ from infersight.dashboard.transforms import SLO_FORMATS, display
 from infersight.alerts.slo_spec import load_spec
 from infersight.promapi import APIError
 
+SLO_WINDOW = 30 * 86400
+
+
+def span_text(seconds: float | None) -> str:
+    """How much data a figure rests on, in the unit that reads best; the 30-d window when covered."""
+    if seconds is None:
+        return "n/a"
+    if seconds >= SLO_WINDOW:
+        return "30 d"
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f} {unit}" if unit == "min" else f"{seconds / size:.1f} {unit}"
+    return f"{seconds:.0f} s"
+
+
 s = settings()
 st.title("SLOs")
 spec = load_spec(s.slo_spec)
@@ -18,8 +33,13 @@ figures: list[data.SloFigure] = []
 if s.prometheus_url:
     try:
         figures = data.slo_figures_prometheus(s.prometheus_url, spec, connection=connection(s))
-        st.caption("From the recording rules (alerts/generated/slo-rules.yml): attainment over 30 d, burn rate "
-                   "over 1 h, error budget remaining.")
+        st.caption("From the recording rules (alerts/generated/slo-rules.yml): attainment and error budget over "
+                   "the 30-d SLO window, or over the data Prometheus holds when that is shorter (\"over\"); burn "
+                   "rate over 1 h.")
+        short = [f.span_seconds for f in figures if f.span_seconds is not None and f.span_seconds < SLO_WINDOW]
+        if short:
+            st.warning(f"Prometheus holds {span_text(min(short))} of the 30-day SLO window: attainment and budget "
+                       "are over that span, not 30 days.")
     except APIError as e:
         show_error(str(e))
 elif s.exporters:
@@ -37,9 +57,10 @@ else:
 
 table = pd.DataFrame([{"SLO": f.slo, "cluster": f.cluster, "namespace": f.namespace, "engine": f.engine,
                        "model": f.model, "objective": f.objective, "attainment": f.attainment,
-                       "burn rate": f.burn_rate, "budget remaining": f.budget_remaining}
+                       "over": span_text(f.span_seconds), "burn rate": f.burn_rate,
+                       "budget remaining": f.budget_remaining}
                       for f in figures], columns=["SLO", "cluster", "namespace", "engine", "model", "objective",
-                                                  "attainment", "burn rate", "budget remaining"])
+                                                  "attainment", "over", "burn rate", "budget remaining"])
 # Outside Kubernetes the rules carry no cluster or namespace: no empty columns then.
 table = table.drop(columns=[c for c in ("cluster", "namespace") if not table[c].astype(bool).any()])
 for column in ("objective", "attainment", "burn rate", "budget remaining"):
