@@ -32,7 +32,14 @@ pytestmark = pytest.mark.e2e
 ENGINES = ("vllm", "triton", "nim")
 SEED = {name: PROFILES[f"seed-{name}"].expected for name in ENGINES}  # the seed table's rows
 FIRST_COMPARISON_SECONDS = 90.0
-STEADY_SECONDS = 240.0  # from start() returning to the last measurement
+# From start() returning to the last measurement. Not shorter: the hour of SLO windows is already
+# covered in virtual time (test_demo_alerts); this real-time part measures figures over the run,
+# and their spread is the model's own. Replaying each seed profile in virtual time (seeds 1-3,
+# 1,300 s in disjoint windows), the exact TTFT p50 of a window strays from the seed row by at most
+# 9-19% over 230 s windows and 14-24% over 110 s ones, the p99 by 13-57% against 31-92%: halving the
+# run would roughly double the spread against the same 10% / 25% tolerances, which the fixed demo
+# seed passes with little room now. Four minutes it stays; the parallel run hides it.
+STEADY_SECONDS = 240.0
 LOWEST_SHORT_WINDOW_PAGE_BURN = 14.4  # what a 5-minute burn rate must exceed for a page (with 1 h's)
 
 
