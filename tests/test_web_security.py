@@ -3,6 +3,7 @@ real TLS client; and what a bad web config says."""
 
 from __future__ import annotations
 
+import base64
 import logging
 import ssl
 import subprocess
@@ -65,7 +66,9 @@ def test_tls_and_basic_auth_protect_metrics(web_config: Path, certificate, caplo
         assert (refused.status_code, refused.text) == (401, "Unauthorized\n")
         assert refused.headers["WWW-Authenticate"] == 'Basic realm="infersight"'
     assert (probe.status_code, probe.text) == (200, "Ready\n")  # probes need no credentials
-    assert PASSWORD not in caplog.text
+    # Neither the password nor the Authorization header that carries it (base64 of user:password).
+    header = base64.b64encode(f"prometheus:{PASSWORD}".encode()).decode()
+    assert caplog.text != "" and PASSWORD not in caplog.text and header not in caplog.text
 
 
 @pytest.mark.parametrize(("body", "problem"), [
