@@ -10,6 +10,7 @@ import re
 import subprocess
 import time
 
+import httpx
 import pytest
 
 from infersight.compare import (COLUMNS, Snapshot, cluster_target, column_queries, embedded_rows, increase,
@@ -17,6 +18,7 @@ from infersight.compare import (COLUMNS, Snapshot, cluster_target, column_querie
 from infersight.promapi import APIError, Reader
 from infersight.quantile import histogram_quantile
 from tests.processes import free_port, infersight_command, require_binary, running
+from tests.test_demo import poll
 
 INF = math.inf
 
@@ -189,7 +191,13 @@ def test_compare_from_prometheus_and_from_exporters_agree(tmp_path) -> None:
                                      f"--web.listen-address=127.0.0.1:{prometheus_port}"], f"{prometheus}/-/ready",
                                     log=tmp_path / "prometheus.log"))
         exporters = [a for _, (_, p) in ports.items() for a in ("--exporter", f"http://127.0.0.1:{p}/metrics")]
-        time.sleep(6)  # Prometheus' first scrape comes seconds after start: let it cover the whole window
+        # Prometheus' first scrape comes seconds after start: wait until it has read both exporters,
+        # so that its data covers the whole window from here on (a deadline, not a fixed wait).
+        def both_scraped() -> bool | None:
+            answer = httpx.get(f"{prometheus}/api/v1/query", params={"query": "count(up == 1)"}, timeout=5).json()
+            return [r["value"][1] for r in answer["data"]["result"]] == [str(len(engines))] or None
+
+        poll("Prometheus' first scrape of both exporters", both_scraped, timeout=30, every=0.2)
         started = time.time()
         out = subprocess.run([*cli, "compare", *exporters, "--window", "20s", "--interval", "1", "--format", "json"],
                              capture_output=True, text=True, timeout=60, check=True)
