@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
-from infersight.exporter.parse import Family, Layout, ParseError, SeriesCache, _parse_fast, _Unusual, parse
+from infersight.exporter.parse import (LAYOUT_RETRY_SCRAPES, Family, Layout, ParseError, SeriesCache, _parse_fast,
+                                      _Unusual, parse)
 from tests.conftest import CAPTURES, OWN_FIXTURES, examples
 
 
@@ -257,7 +258,8 @@ def test_a_payload_with_timestamps_stops_trying_layouts() -> None:
     for i in range(3):
         text = f"# TYPE a gauge\na {i} 170000000000{i}\n"  # a value, then a timestamp in milliseconds
         assert parse(text, None, series=cache, layout=layout)[0].samples == [("a", {}, float(i), 1700000000 + i / 1000)]
-    assert (layout.pieces, layout.skip) == (None, 8)  # no layout built; the next 8 scrapes do not try
+    # No layout built; the scrapes after the first failed try do not try again for a while.
+    assert (layout.pieces, layout.skip) == (None, LAYOUT_RETRY_SCRAPES - 2)
 
 
 # --- real payloads ---------------------------------------------------------------------------
