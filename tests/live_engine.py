@@ -76,24 +76,28 @@ class LiveEngine:
 
     def _traffic(self) -> None:
         while not self._stop.wait(self._tick):
-            for _ in range(self._requests_per_tick):
-                self.ttft.observe(self.slow_ttft_seconds or 0.12)
-                self.itl.observe(0.02)
-                self.finished.inc()
-                self.e2e.observe(2.2)
-                self.queue.observe(0.01)
-                self.prompt.inc(1200)
-                self.generation.inc(240)
-                self.prefix_queries.inc(1200)
-                self.prefix_hits.inc(300)
-                self.cached.inc(300)
-                self.drafts.inc(60)
-                self.draft_tokens.inc(180)
-                self.accepted.inc(120)
-                self.prefill.observe(0.1)
-                self.decode.observe(2.0)
-            self.preemptions.inc()
-            self.rejections.inc()
+            self.tick()
+
+    def tick(self) -> None:
+        """One tick's traffic (the traffic thread runs one every tick_seconds)."""
+        for _ in range(self._requests_per_tick):
+            self.ttft.observe(self.slow_ttft_seconds or 0.12)
+            self.itl.observe(0.02)
+            self.finished.inc()
+            self.e2e.observe(2.2)
+            self.queue.observe(0.01)
+            self.prompt.inc(1200)
+            self.generation.inc(240)
+            self.prefix_queries.inc(1200)
+            self.prefix_hits.inc(300)
+            self.cached.inc(300)
+            self.drafts.inc(60)
+            self.draft_tokens.inc(180)
+            self.accepted.inc(120)
+            self.prefill.observe(0.1)
+            self.decode.observe(2.0)
+        self.preemptions.inc()
+        self.rejections.inc()
 
     def _handler(self):
         registry = self.registry
