@@ -208,6 +208,13 @@ def prometheus_points(reader: Reader, url: str, window: str, start: float, end: 
 
 # --- output -----------------------------------------------------------------------------------------------
 
+def span_text(seconds: float) -> str:
+    """A data span as read: seconds under a minute, minutes under an hour, then hours."""
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 3600 else f"{seconds / 3600:.1f} h"
+
+
 def to_json(rows: Sequence[PlanRow], traffic: Traffic, objective: Objective) -> str:
     return json.dumps({"traffic": asdict(traffic), "slo": asdict(objective),
                        "plans": [asdict(r) for r in rows]}, indent=2) + "\n"
@@ -227,7 +234,7 @@ def to_table(rows: Sequence[PlanRow], traffic: Traffic, objective: Objective) ->
                          _f(r.replicas, "{:d}"), _f(r.hourly_cost_dollars, "${:.2f}"),
                          _f(r.monthly_cost_dollars, "${:,.0f}"),
                          _f(r.cost_per_million_output_tokens_dollars, "${:.2f}"), _f(r.headroom, "{:.0%}"),
-                         f"{r.span_seconds / 60:.0f} min", f"{r.instants_met}/{r.instants}") for r in rows]
+                         span_text(r.span_seconds), f"{r.instants_met}/{r.instants}") for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(titles))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
     notes = [f"{r.engine}/{r.model}/{r.target}: {w}" for r in rows for w in r.warnings]

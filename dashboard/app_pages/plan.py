@@ -75,7 +75,7 @@ frame = pd.DataFrame([{
     "$/month": r.monthly_cost_dollars, "$/1M output": r.cost_per_million_output_tokens_dollars,
     "headroom": r.headroom,
     "data span": (f"{pd.Timestamp(r.span_start, unit='s', tz='UTC'):%H:%M}–"
-                  f"{pd.Timestamp(r.span_end, unit='s', tz='UTC'):%H:%M} UTC ({r.span_seconds / 60:.0f} min)"
+                  f"{pd.Timestamp(r.span_end, unit='s', tz='UTC'):%H:%M} UTC ({plan.span_text(r.span_seconds)})"
                   if r.span_start is not None else "n/a"),
     "instants within SLO": f"{r.instants_met} of {r.instants}"} for r in rows])
 for column in FORMATS:
