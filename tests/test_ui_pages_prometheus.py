@@ -183,3 +183,19 @@ def test_live_page_shades_the_alerts_that_fired(monkeypatch: pytest.MonkeyPatch)
                                                                       "LLMTTFTBudgetBurn vllm")
         start, end = (pd.Timestamp(shape[x]).timestamp() for x in ("x0", "x1"))
         assert (start, end) == (pytest.approx(now - 300, abs=0.01), pytest.approx(now - 150 + 7.5, abs=0.01))
+
+
+def test_slo_page_says_the_span_its_figures_rest_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every query answers one TTFT series at 240: as the span query, 240 s of data (4 minutes of the
+    # 30-day window); the other figures are not this test's matter.
+    vector = {"status": "success", "data": {"resultType": "vector", "result": [
+        {"metric": {"slo": "ttft", "engine": "vllm", "model": "m"}, "value": [1700000000.5, "240"]}]}}
+    with serving(answer(vector)) as server:
+        monkeypatch.setenv("INFERSIGHT_UI_PROMETHEUS_URL", server.url)
+        at, _ = page("slos")
+    assert not at.exception
+    assert [e.value for e in at.error] == []
+    assert [w.value for w in at.warning] == ["Prometheus holds 4 min of the 30-day SLO window: attainment and budget "
+                                             "are over that span, not 30 days."]
+    table = at.dataframe[0].value
+    assert (list(table["SLO"]), list(table["engine"]), list(table["over"])) == (["ttft"], ["vllm"], ["4 min"])
