@@ -2,6 +2,8 @@
 # The test command: set up (idempotent), then run the suite. Extra arguments go to pytest.
 #   bash scripts/test.sh           every tier (what CI runs)
 #   bash scripts/test.sh --fast    unit + integration only: under two minutes, run it before each commit
+#   bash scripts/test.sh --e2e     the e2e tier only (select tiers with these, not with -m: the
+#                                  script's own -m keeps `serial` tests out of the parallel part)
 # The suite runs on INFERSIGHT_TEST_WORKERS pytest-xdist workers (default 3, on 2 cores: most tests
 # wait on a server, a scrape interval or a subprocess, not on the CPU). A module's own module-scoped
 # fixture keeps its tests on one worker (tests/conftest.py); tests marked `serial` (a time bound
@@ -9,10 +11,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tiers=""
-if [ "${1:-}" = "--fast" ]; then
-  shift
-  tiers="unit or integration"
-fi
+case "${1:-}" in
+  --fast) shift; tiers="unit or integration" ;;
+  --e2e) shift; tiers="e2e" ;;
+esac
 bash scripts/setup.sh
 workers="${INFERSIGHT_TEST_WORKERS:-3}"
 pytest=(.venv/bin/python -m pytest --durations=15)  # the slowest tests, in every run's log
