@@ -78,6 +78,12 @@ MODULE_TIERS = {
 }
 
 
+# Modules that must not run beside each other on two cores, each kept on one worker in turn: the
+# steady demo asserts that its engines never stall a second (lost_seconds == 0), and the package
+# test builds a wheel and pip-installs every extra, which stalled them 1-3 s when both ran at once.
+NOT_SIDE_BY_SIDE = {"tests/test_demo_steady.py": "demo-or-package", "tests/test_package.py": "demo-or-package"}
+
+
 def _shares_a_module_fixture(item: pytest.Item) -> bool:
     module = item.nodeid.split("::", 1)[0]
     return any(defs[-1].scope != "function" and defs[-1].baseid == module
@@ -91,8 +97,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         # A module's own module-scoped fixture (a real vLLM, a built wheel, a server) starts once:
         # its tests stay on one worker. Other tests are spread one by one.
-        if isinstance(item, pytest.Function) and _shares_a_module_fixture(item):
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
+        module = item.nodeid.split("::", 1)[0]
+        if module in NOT_SIDE_BY_SIDE:
+            item.add_marker(pytest.mark.xdist_group(NOT_SIDE_BY_SIDE[module]))
+        elif isinstance(item, pytest.Function) and _shares_a_module_fixture(item):
+            item.add_marker(pytest.mark.xdist_group(module))
         if any(item.get_closest_marker(tier) for tier in TIERS):
             continue
         tier = MODULE_TIERS.get(item.module.__name__.rsplit(".", 1)[-1]) if item.module else None
