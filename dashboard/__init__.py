@@ -1,1 +1,1 @@
-"""The Streamlit dashboard comparing engines live. Not built yet (see the open dashboard issue)."""
+"""The Streamlit web UI: Compare, Live, Cost, SLOs and Plan pages over Prometheus or the exporters."""

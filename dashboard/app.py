@@ -1,4 +1,5 @@
-"""infersight's web UI: ``infersight ui`` (streamlit runs this file). Compare engines live, cost per token, SLOs.
+"""infersight's web UI: ``infersight ui`` (streamlit runs this file). Compare engines live, cost per token, SLOs,
+and the plan (replicas and cost at a traffic and SLO).
 
 Read-only by design: nothing on these pages changes anything outside the browser session.
 """

@@ -83,7 +83,11 @@ def line(series: pd.DataFrame, column: str, title: str, unit: str,
         figure.add_vrect(x0=start, x1=end, fillcolor=ALERT_FILL, line_width=0, layer="below",
                          annotation_text=alert, annotation_position="top left",
                          annotation_font_size=10, annotation_font_color="#d62728")
-    figure.update_layout(title=title, legend_title_text="", yaxis_title=unit or None, xaxis_title=None, **_LAYOUT)
+    # The legend under the plot: long model names beside it would squeeze the plot to a sliver.
+    figure.update_layout(title=title, legend={"title_text": "", "orientation": "h", "yanchor": "top", "y": -0.15,
+                                              "xanchor": "left", "x": 0},
+                         yaxis_title=unit or None, xaxis_title=None, **{**_LAYOUT, "height": 360})
+    figure.update_xaxes(tickformat="%H:%M")  # no date line under the times: the legend sits there
     if unit == "%":
         figure.update_yaxes(tickformat=".0%", title=None)
     return figure
