@@ -4,6 +4,7 @@ they produce matches what the simulated engines really did (their ground truth, 
 from __future__ import annotations
 
 import bisect
+import random
 import socket
 import subprocess
 import time
@@ -37,8 +38,10 @@ def poll(what: str, check: Callable[[], T | None], timeout: float, every: float 
 
 
 def free_base_port() -> int:
-    """A base port whose demo offsets (0-2, 1090-1095, 1400-1402) are all free."""
-    for base in range(21000, 40000, 97):
+    """A base port whose demo offsets (0-2, 1090-1095, 1400-1402) are all free. Drawn at random
+    below the ephemeral range (32768+): demos of parallel test workers, checked free here and bound
+    moments later, must not all try the same first free base."""
+    for base in random.sample(range(20000, 32768 - 1502), 400):
         ports = [base + o for o in (0, 1, 2, 1090, 1093, 1095, 1400, 1401, 1402, 1501)]
         try:
             for port in ports:
