@@ -10,6 +10,7 @@ import time
 
 import pandas as pd
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from streamlit.testing.v1 import AppTest
 
 from infersight.dashboard import data
@@ -34,12 +35,16 @@ COSTS = {"vllm": {"gpu_count": 1, "gpu_hourly_dollars": 1.25},  # $1.25/h
 COLOURS = {"vllm": "#0072B2", "triton": "#E69F00", "nim": "#009E73"}
 
 
+RAW: list[list[str]] = []  # the exporters' expositions the history holds, per scrape (three engines each)
+
+
 @pytest.fixture()
 def history(monkeypatch):
     """Three simulated engines, stepped in virtual time, scraped through the exporter's normalization
     into the UI's history three times, 30 s apart (recent, so the UI does not scrape the fake URLs)."""
     sims = [(SimulatedEngine(e, v, PROFILES["small"], seed=2), unified, name) for e, v, unified, name in ENGINES]
     data.get_history.clear()
+    RAW.clear()
     h = data.get_history(URLS)
     now = time.time()
     for i, at in enumerate((now - 60, now - 30, now)):
@@ -48,6 +53,7 @@ def history(monkeypatch):
         texts = [normalized_exposition(sim.metrics_text().decode(), unified, name=name, cost=COSTS[name])
                  for sim, unified, name in sims]
         h.add(parse_snapshot(texts, at))
+        RAW.append(texts)
     monkeypatch.setenv("INFERSIGHT_UI_EXPORTERS", ",".join(URLS))
     monkeypatch.setenv("INFERSIGHT_UI_REFRESH_SECONDS", "3600")
     monkeypatch.delenv("INFERSIGHT_UI_PROMETHEUS_URL", raising=False)
@@ -72,6 +78,23 @@ def test_compare_page_shows_exactly_compares_rows(history) -> None:
     assert list(shown["KV cache"])[1] == "n/a"  # Triton's vLLM backend has no KV gauge: n/a, not 0
     assert [e.value for e in at.error] == []
     assert at.title[0].value == "Compare engines"
+
+
+def _raw(text: str, name: str) -> float:
+    """A sample's value summed over its series, read with prometheus_client's parser."""
+    return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples if s.name == name)
+
+
+def test_compare_page_figures_equal_a_computation_from_the_exporters_text(history) -> None:
+    # Independent of compare.py: output tokens/s over the window is the generation counter's rise
+    # from the first to the last scrape (60 s apart), read with prometheus_client; $/h the gauge.
+    shown = run().dataframe[0].value.set_index("engine")
+    for i, (_, _, _, name) in enumerate(ENGINES):
+        first, last = RAW[0][i], RAW[-1][i]
+        tokens_per_second = (_raw(last, M.GENERATION_TOKENS.name) - _raw(first, M.GENERATION_TOKENS.name)) / 60
+        assert tokens_per_second > 0
+        assert shown.loc[name, "output tok/s"] == f"{tokens_per_second:.0f}"
+        assert shown.loc[name, "$/h"] == f"${_raw(last, M.HOURLY_COST_DOLLARS.name):.2f}"
 
 
 def test_compare_page_shows_joules_per_million_beside_dollars(history) -> None:
