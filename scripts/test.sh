@@ -24,7 +24,13 @@ fi
 status=0
 "${pytest[@]}" -n "$workers" --dist loadgroup -m "${tiers:+($tiers) and }not serial" "$@" || status=$?
 serial=0
-"${pytest[@]}" -p no:xdist -m "${tiers:+($tiers) and }serial" "$@" || serial=$?
+# Without paths of the caller's own, collect only the modules that hold serial tests (collecting the
+# whole suite again to pick them costs seconds of the fast tier's two minutes).
+paths=()
+has_path=0
+for arg in "$@"; do [[ "$arg" == *tests* ]] && has_path=1; done
+[ "$has_path" = 0 ] && mapfile -t paths < <(grep -l "pytest.mark.serial" tests/test_*.py)
+"${pytest[@]}" -p no:xdist -m "${tiers:+($tiers) and }serial" "$@" "${paths[@]}" || serial=$?
 # 5: nothing selected (a run of one file without serial tests)
 [ "$status" = 5 ] && status=0
 [ "$serial" = 5 ] && serial=0

@@ -32,7 +32,8 @@ from infersight.exporter.webconfig import BasicAuth
 from tests.engine_server import EngineServer
 from tests.harness import running_exporter
 
-pytestmark = pytest.mark.integration
+# Tiers per test: the flood holds a 1 s bound with a core kept busy, so it runs alone, with the other
+# attack tests of that kind, in the e2e tier; the rest are quick integration tests.
 
 PASSWORD = "correct horse battery staple"
 PAYLOAD = '# TYPE vllm:num_requests_running gauge\nvllm:num_requests_running{model_name="m"} 2\n'
@@ -80,6 +81,7 @@ class GatedBcrypt:
                 self.running -= 1
 
 
+@pytest.mark.integration
 def test_a_password_over_72_bytes_is_refused_with_401_not_500(tmp_path: Path, cheap_hash: str, caplog) -> None:
     # bcrypt 5 raises ValueError past 72 bytes; Go's bcrypt (node_exporter) refuses them too.
     config = tmp_path / "web.yml"
@@ -98,6 +100,7 @@ def test_a_password_over_72_bytes_is_refused_with_401_not_500(tmp_path: Path, ch
     assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
+@pytest.mark.integration
 def test_a_repeated_credential_costs_one_bcrypt_and_malformed_ones_none(cheap_hash: str) -> None:
     async def run() -> tuple[list[int], GatedBcrypt]:
         auth = BasicAuth({"prometheus": cheap_hash})
@@ -121,6 +124,7 @@ def test_a_repeated_credential_costs_one_bcrypt_and_malformed_ones_none(cheap_ha
     assert gated.calls == [b"wrong", PASSWORD.encode()]  # one bcrypt per credential, none for the rest
 
 
+@pytest.mark.integration
 def test_checks_run_one_at_a_time_guessers_last_and_bounded(cheap_hash: str) -> None:
     """One address, one credential waiting (429 for another); at most MAX_WAITING_CHECKS wait; a
     new address goes before addresses that have failed, pushing out the one that failed most."""
@@ -250,6 +254,7 @@ def _thread_cpu_seconds(thread: threading.Thread) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+@pytest.mark.e2e
 @pytest.mark.serial  # a 1 s bound while an attacker keeps a core busy: run alone, not beside other workers
 @pytest.mark.parametrize(("connections", "max_connections"), [
     (30, None),  # under the default connection cap (40), which answers 503 beyond: a bound of its own

@@ -18,7 +18,7 @@ from tests.engine_server import Behaviour, EngineServer
 from tests.harness import running_exporter
 
 # serial: answers counted per one-second window; beside other workers a window can close early.
-pytestmark = [pytest.mark.integration, pytest.mark.serial]
+pytestmark = [pytest.mark.e2e, pytest.mark.serial]  # bounds on fetch counts under 20 looping clients: alone
 
 PAYLOAD = '# TYPE vllm:num_requests_running gauge\nvllm:num_requests_running{model_name="m"} %d\n'
 RUNNING = re.compile(r'llm_requests_running\{engine="vllm",model="m",target="a"\} (\S+)')
