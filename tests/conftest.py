@@ -68,7 +68,7 @@ TIERS = {"unit", "integration", "e2e"}
 MODULE_TIERS = {
     "test_adapter_buckets": "unit", "test_architecture": "unit", "test_fuzz": "unit", "test_golden": "unit",
     "test_memory": "unit", "test_normalize": "unit", "test_parse": "unit", "test_program": "unit",
-    "test_render": "unit", "test_schema": "unit", "test_simulator": "unit",
+    "test_render": "unit", "test_schema": "unit", "test_simulator": "unit", "test_plan": "unit",
     "test_alerts": "integration", "test_config": "integration", "test_dashboard": "integration",
     "test_faults": "integration", "test_gpu_and_cost": "integration", "test_helm": "integration",
     "test_http_serve": "integration", "test_simulator_api": "integration", "test_web_security": "integration",
@@ -93,7 +93,7 @@ def _shares_a_module_fixture(item: pytest.Item) -> bool:
 # tryfirst: before xdist reads the xdist_group marks (scripts/test.sh runs `-n 3 --dist loadgroup`).
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    untiered = []
+    untiered, doubled = [], []
     for item in items:
         # A module's own module-scoped fixture (a real vLLM, a built wheel, a server) starts once:
         # its tests stay on one worker. Other tests are spread one by one.
@@ -102,13 +102,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.xdist_group(NOT_SIDE_BY_SIDE[module]))
         elif isinstance(item, pytest.Function) and _shares_a_module_fixture(item):
             item.add_marker(pytest.mark.xdist_group(module))
-        if any(item.get_closest_marker(tier) for tier in TIERS):
+        tiers = {mark.name for mark in item.iter_markers() if mark.name in TIERS}
+        if len(tiers) > 1:
+            doubled.append(item.nodeid)
+        if tiers:
             continue
         tier = MODULE_TIERS.get(item.module.__name__.rsplit(".", 1)[-1]) if item.module else None
         if tier is None:
             untiered.append(item.nodeid)
         else:
             item.add_marker(tier)
+    if doubled:  # a module's pytestmark and a test's own mark: give the module its tier in MODULE_TIERS
+        raise pytest.UsageError("tests with more than one tier: " + ", ".join(doubled[:10]))
     if untiered:
         raise pytest.UsageError("tests without a tier (unit, integration or e2e; see tests/conftest.py): "
                                 + ", ".join(untiered[:10]))

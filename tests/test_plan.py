@@ -13,7 +13,7 @@ from infersight import plan
 from infersight.cli import main
 from tests.test_ui_promapi import answer, serving
 
-pytestmark = pytest.mark.unit
+# unit (tests/conftest.py's MODULE_TIERS), but for the one test marked integration
 
 
 def row(engine: str, output: float, ttft: float, itl: float, hourly: float | None, prompt: float | None = None

@@ -16,7 +16,7 @@ from tests.conftest import GOLDEN
 from tests.engine_server import EngineServer
 from tests.harness import running_exporter
 
-pytestmark = pytest.mark.unit
+# unit (tests/conftest.py's MODULE_TIERS), but for the one test marked integration
 
 
 def library(families) -> str:
