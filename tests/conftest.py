@@ -78,10 +78,15 @@ MODULE_TIERS = {
 }
 
 
-# Modules that must not run beside each other on two cores, each kept on one worker in turn: the
-# steady demo asserts that its engines never stall a second (lost_seconds == 0), and the package
-# test builds a wheel and pip-installs every extra, which stalled them 1-3 s when both ran at once.
-NOT_SIDE_BY_SIDE = {"tests/test_demo_steady.py": "demo-or-package", "tests/test_package.py": "demo-or-package"}
+# Modules that must not run beside each other on two cores, kept on one worker in turn: each holds a
+# figure that needs the CPU. The steady demo asserts that its engines never stall (lost_seconds == 0);
+# AIPerf's client-side TTFT grows under contention (two AIPerf runs at once: +50 ms at p50); the real
+# vLLM must fill its KV cache within its load; the package test builds a wheel and pip-installs every
+# extra (it stalled the demo's engines 1-3 s); the bench pins cores. In a CI run that let them run
+# side by side, the demo's stall check, an AIPerf TTFT and the vLLM saturation each failed.
+CPU_BOUND = "cpu-bound"
+NOT_SIDE_BY_SIDE = {f"tests/{name}.py": CPU_BOUND for name in (
+    "test_demo_steady", "test_package", "test_aiperf", "test_real_vllm", "test_bench")}
 
 
 def _shares_a_module_fixture(item: pytest.Item) -> bool:
