@@ -78,35 +78,24 @@ MODULE_TIERS = {
 }
 
 
-# Modules that must not run beside each other on two cores, kept on one worker in turn: each holds a
-# figure that needs the CPU. The steady demo asserts that its engines never stall (lost_seconds == 0);
-# AIPerf's client-side TTFT grows under contention (two AIPerf runs at once: +50 ms at p50); the real
-# vLLM must fill its KV cache within its load; the package test builds a wheel and pip-installs every
-# extra (it stalled the demo's engines 1-3 s); the bench pins cores. In a CI run that let them run
-# side by side, the demo's stall check, an AIPerf TTFT and the vLLM saturation each failed.
-CPU_BOUND = "cpu-bound"
-NOT_SIDE_BY_SIDE = {f"tests/{name}.py": CPU_BOUND for name in (
+# Modules that must not run beside each other on two cores: each holds a figure that needs the CPU.
+# The steady demo asserts that its engines never stall (lost_seconds == 0); AIPerf's client-side TTFT
+# grows under contention (two AIPerf runs at once: +50 ms at p50); the real vLLM must fill its KV cache
+# within its load; the package test builds a wheel and pip-installs every extra (it stalled the demo's
+# engines 1-3 s); the bench pins cores. They are marked `cpu_bound`: scripts/test.sh runs them one at
+# a time in a pass of their own, beside the parallel pass of the rest.
+CPU_BOUND = {f"tests/{name}.py" for name in (
     "test_demo_steady", "test_package", "test_aiperf", "test_real_vllm", "test_bench")}
 
 
-def _shares_a_module_fixture(item: pytest.Item) -> bool:
-    module = item.nodeid.split("::", 1)[0]
-    return any(defs[-1].scope != "function" and defs[-1].baseid == module
-               for defs in item._fixtureinfo.name2fixturedefs.values() if defs)
-
-
-# tryfirst: before xdist reads the xdist_group marks (scripts/test.sh runs `-n 3 --dist loadgroup`).
+# tryfirst: the tier and cpu_bound marks are set before `-m` selects by them.
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     untiered, doubled = [], []
     for item in items:
-        # A module's own module-scoped fixture (a real vLLM, a built wheel, a server) starts once:
-        # its tests stay on one worker. Other tests are spread one by one.
         module = item.nodeid.split("::", 1)[0]
-        if module in NOT_SIDE_BY_SIDE:
-            item.add_marker(pytest.mark.xdist_group(NOT_SIDE_BY_SIDE[module]))
-        elif isinstance(item, pytest.Function) and _shares_a_module_fixture(item):
-            item.add_marker(pytest.mark.xdist_group(module))
+        if module in CPU_BOUND:
+            item.add_marker(pytest.mark.cpu_bound)
         tiers = {mark.name for mark in item.iter_markers() if mark.name in TIERS}
         if len(tiers) > 1:
             doubled.append(item.nodeid)

@@ -374,6 +374,9 @@ def is_ttft_page(path: str, body: dict) -> bool:
         a["labels"].get("slo") == "ttft" and a["labels"]["alertname"] == "LLMErrorBudgetBurn" for a in body["alerts"])
 
 
+BLOCKS_PER_REQUEST = 6  # the saturation load's ~640-token prompts + 120 generated tokens, 128-token blocks
+
+
 def test_saturated_kv_cache_pages_the_ttft_burn(vllm: EngineSlot, stack: Stack) -> None:
     began = time.monotonic()
     vllm.ensure_running()
@@ -417,7 +420,11 @@ def test_saturated_kv_cache_pages_the_ttft_burn(vllm: EngineSlot, stack: Stack) 
         "alertname": "LLMErrorBudgetBurn", "slo": "ttft", "severity": "page", "long_window": "1h",
         "short_window": "5m", "engine": "vllm", "model": MODEL_NAME}]
     assert page["receiver"] == "pager"
-    assert peaks["kv"] >= 0.9 and peaks["waiting"] >= 10, peaks  # the cache filled and a queue formed
+    # The cache filled and a queue formed: less than one more request's blocks were ever free. Each
+    # request takes 6 blocks (~760 tokens of 128); vLLM keeps one of the 24 for itself, so 3 requests
+    # read 18/23 = 0.78 and a 4th fits only when prompts share cached blocks.
+    free_at_peak = (1 - peaks["kv"]) * (KV_BLOCKS - 1)
+    assert free_at_peak < BLOCKS_PER_REQUEST and peaks["waiting"] >= 10, peaks
     others = sorted({(a["labels"]["alertname"], a["labels"].get("slo"), a["labels"].get("severity"))
                      for _, body in stack.webhook.received[earlier:] for a in body["alerts"]})
     print(f"\nTTFT page at the webhook {paged_after:.1f} s after the saturation began: KV peak {peaks['kv']:.2f}, "

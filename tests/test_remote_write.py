@@ -52,7 +52,10 @@ GPUS = {"vllm-0": "GPU-5d3f1a2b-0c4d-4e6f-8a9b-0c1d2e3f4a5b", "vllm-1": "GPU-6e4
 # Grafana's variables and intervals as a viewer would have them (windows the data fills).
 VARIABLES = ("datasource", "cluster", "namespace", "engine", "model", "target", "slo")
 INTERVALS = {"$__rate_interval": "1m", "$__range": "1m", "$__interval": "5s"}
-FILL_SAMPLES = 60  # scrapes 1 s apart
+# Scrapes 1 s apart: a full minute holds 60, but the loaded CI machine misses or delays a scrape now
+# and then, and a sliding window may then never count 60. A gap is in both stores alike, so 55 of 60
+# is full enough for the comparison.
+FILL_SAMPLES = 55
 UI_WINDOW = "1m"
 TOLERANCE = 0.01
 
@@ -231,7 +234,7 @@ def at(stack: Stack) -> float:
 
     wait_until(lambda: arrived("slo:sli_requests:rate5m", 3, 0) and arrived("llm_requests_running", 2, 0),
                "both clusters' samples and rule outputs in VictoriaMetrics", 60)
-    wait_until(filled, f"{INTERVALS['$__range']} of samples", 60)
+    wait_until(filled, f"{INTERVALS['$__range']} of samples", 120)
     when = time.time()
     wait_until(lambda: arrived("slo:sli_requests:rate5m", 3, when) and arrived("llm_requests_running", 2, when),
                "remote_write to catch up with T", 20)
