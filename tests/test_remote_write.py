@@ -32,7 +32,7 @@ import yaml
 from prometheus_client import Histogram
 
 from infersight.alerts.slo_rules import generate
-from infersight.alerts.slo_spec import load_spec
+from infersight.alerts.slo_spec import duration_seconds, load_spec
 from infersight.compare import COLUMNS, promql, prometheus_rows
 from infersight.exporter.adapters.vllm import ITL_BUCKETS
 from infersight.grafana.generate import DASHBOARDS, render
@@ -53,8 +53,8 @@ GPUS = {"vllm-0": "GPU-5d3f1a2b-0c4d-4e6f-8a9b-0c1d2e3f4a5b", "vllm-1": "GPU-6e4
 VARIABLES = ("datasource", "cluster", "namespace", "engine", "model", "target", "slo")
 INTERVALS = {"$__rate_interval": "1m", "$__range": "1m", "$__interval": "5s"}
 # Scrapes 1 s apart: a full minute holds 60, but the loaded CI machine misses or delays a scrape now
-# and then, and a sliding window may then never count 60. A gap is in both stores alike, so 55 of 60
-# is full enough for the comparison.
+# and then, and a sliding window may then never count 60. A gap inside the window is in both stores
+# alike, so 55 of 60 is full enough, once the window lies wholly after the first samples.
 FILL_SAMPLES = 55
 UI_WINDOW = "1m"
 TOLERANCE = 0.01
@@ -234,7 +234,12 @@ def at(stack: Stack) -> float:
 
     wait_until(lambda: arrived("slo:sli_requests:rate5m", 3, 0) and arrived("llm_requests_running", 2, 0),
                "both clusters' samples and rule outputs in VictoriaMetrics", 60)
-    wait_until(filled, f"{INTERVALS['$__range']} of samples", 120)
+    # The window must lie wholly after the first samples (a partly filled window is where MetricsQL's
+    # rate differs by design, test_where_metricsql_differs_...), and hold 55 of its 60 scrapes.
+    first_samples = time.time()
+    window = duration_seconds(INTERVALS["$__range"])
+    wait_until(lambda: time.time() > first_samples + window + 3 and filled(),
+               f"{INTERVALS['$__range']} of samples", 120)
     when = time.time()
     wait_until(lambda: arrived("slo:sli_requests:rate5m", 3, when) and arrived("llm_requests_running", 2, when),
                "remote_write to catch up with T", 20)
