@@ -32,14 +32,19 @@ select="${tiers:+($tiers) and }"
 # 5: nothing selected (a run of one file without such tests)
 ok() { [ "$1" = 0 ] || [ "$1" = 5 ]; }
 cpu_log=$(mktemp)
-"${pytest[@]}" -p no:xdist -m "${select}cpu_bound and not serial" "$@" >"$cpu_log" 2>&1 &
-cpu_pid=$!
+cpu_pid=""
+if [ "$tiers" != "unit or integration" ]; then  # the cpu_bound modules are all e2e
+  "${pytest[@]}" -p no:xdist -m "${select}cpu_bound and not serial" "$@" >"$cpu_log" 2>&1 &
+  cpu_pid=$!
+fi
 status=0
 "${pytest[@]}" -n "$workers" "${dist[@]}" -m "${select}not serial and not cpu_bound" "$@" || status=$?
 cpu=0
-wait "$cpu_pid" || cpu=$?
-echo "--- the cpu_bound pass (one at a time, beside the parallel pass) ---"
-cat "$cpu_log"
+if [ -n "$cpu_pid" ]; then
+  wait "$cpu_pid" || cpu=$?
+  echo "--- the cpu_bound pass (one at a time, beside the parallel pass) ---"
+  cat "$cpu_log"
+fi
 rm -f "$cpu_log"
 serial=0
 # Without paths of the caller's own, collect only the modules that hold serial tests (collecting the
