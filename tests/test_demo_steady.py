@@ -9,8 +9,11 @@ Each test prints what it measured."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import queue
 import re
+import shutil
 import signal
 import subprocess
 import threading
@@ -24,7 +27,7 @@ from infersight.simulator.model import EngineModel
 from infersight.simulator.profiles import PROFILES
 from infersight.simulator.signals import Recorder
 from infersight.tools.demo import Demo
-from tests.processes import infersight_command, require_binary
+from tests.processes import infersight_command, require_binary, stop_group
 from tests.test_demo import free_base_port, poll
 
 pytestmark = pytest.mark.e2e
@@ -61,46 +64,86 @@ def parse_table(lines: list[str]) -> dict[str, dict[str, str]]:
     return rows
 
 
-def test_the_first_comparison_comes_within_90_s_at_the_seed_throughput() -> None:
-    """``infersight demo`` (Prometheus, Alertmanager and the web UI, as a user starts it) prints
-    its first comparison within 90 s, each engine's output tokens/s within 10% of the seed
-    table: the engines start steady, not on their clients' ramp (560 tokens/s for NIM before)."""
+class DemoCli:
+    """``infersight demo`` as a user starts it (Prometheus, Alertmanager and the web UI), its output
+    read line by line with the time each line came. One demo serves both tests: the first
+    comparison it prints, then the steady run that follows in the same processes."""
+
+    def __init__(self) -> None:
+        self.base_port = free_base_port()
+        self.layout = Demo(self.base_port)  # its ports only: the CLI's demo runs the processes
+        shutil.rmtree(self.layout.workdir)
+        self.started = time.monotonic()
+        self.process = subprocess.Popen([*infersight_command(), "demo", "--base-port", str(self.base_port)],
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+                                        start_new_session=True)
+        self.lines: queue.Queue[tuple[float, str]] = queue.Queue()
+        self.output: list[str] = []
+        self.reader = threading.Thread(
+            target=lambda: [self.lines.put((time.monotonic(), line)) for line in self.process.stdout], daemon=True)
+        self.reader.start()
+        self.running_since: float | None = None  # when it printed "is running": every process answers
+
+    def next_line(self) -> tuple[float, str] | None:
+        try:
+            at, line = self.lines.get(timeout=1)
+        except queue.Empty:
+            assert self.process.poll() is None, "the demo exited:\n" + "".join(self.output)
+            return None
+        self.output.append(line)
+        if self.running_since is None and "infersight demo is running" in line:
+            self.running_since = at
+        return at, line
+
+    def wait_running(self, timeout: float) -> float:
+        """When the demo printed that it runs (every process answered), reading up to it."""
+        deadline = time.monotonic() + timeout
+        while self.running_since is None:
+            assert time.monotonic() < deadline, "the demo did not start:\n" + "".join(self.output)
+            self.next_line()
+        return self.running_since
+
+    def drain(self) -> list[str]:
+        """Every line printed so far and not yet read."""
+        while not self.lines.empty():
+            self.next_line()
+        return self.output
+
+    def stop(self) -> None:
+        stop_group(self.process, signal.SIGINT, timeout=60)  # Ctrl-C: the demo stops everything it started
+        self.reader.join(timeout=10)  # the pipe's end: everything the demo printed is read
+        self.process.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def demo() -> Iterator[DemoCli]:
     require_binary("prometheus")
     require_binary("prometheus-alertmanager")
-    started = time.monotonic()
-    process = subprocess.Popen([*infersight_command(), "demo", "--base-port", str(free_base_port())],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
-    lines: queue.Queue[tuple[float, str]] = queue.Queue()
-    reader = threading.Thread(target=lambda: [lines.put((time.monotonic(), line)) for line in process.stdout],
-                              daemon=True)
-    reader.start()
-    output: list[str] = []
+    running = DemoCli()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def test_the_first_comparison_comes_within_90_s_at_the_seed_throughput(demo: DemoCli) -> None:
+    """``infersight demo`` prints its first comparison within 90 s, each engine's output tokens/s
+    within 10% of the seed table: the engines start steady, not on their clients' ramp (560
+    tokens/s for NIM before)."""
     table: list[str] = []
     printed_at = None
-    try:
-        deadline = started + FIRST_COMPARISON_SECONDS + 30  # wait a little past 90 s, to say by how much
-        while time.monotonic() < deadline and len(table) < 1 + len(ENGINES):
-            try:
-                at, line = lines.get(timeout=1)
-            except queue.Empty:
-                assert process.poll() is None, "the demo exited:\n" + "".join(output)
-                continue
-            output.append(line)
-            if line.startswith("--- comparison"):
-                printed_at, table = at, []
-            elif printed_at is not None and line.strip():
-                table.append(line)
-    finally:
-        process.send_signal(signal.SIGINT)  # Ctrl-C: the demo stops everything it started
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        reader.join(timeout=10)  # the pipe's end: everything the demo printed is read
-        process.stdout.close()
-    assert printed_at is not None and len(table) == 1 + len(ENGINES), "no comparison:\n" + "".join(output)
-    elapsed = printed_at - started
+    deadline = demo.started + FIRST_COMPARISON_SECONDS + 30  # wait a little past 90 s, to say by how much
+    while time.monotonic() < deadline and len(table) < 1 + len(ENGINES):
+        read = demo.next_line()
+        if read is None:
+            continue
+        at, line = read
+        if line.startswith("--- comparison"):
+            printed_at, table = at, []
+        elif printed_at is not None and line.strip():
+            table.append(line)
+    assert printed_at is not None and len(table) == 1 + len(ENGINES), "no comparison:\n" + "".join(demo.output)
+    elapsed = printed_at - demo.started
     rows = parse_table(table)
     print(f"\nfirst comparison {elapsed:.1f} s after `infersight demo` started:\n" + "".join(table))
     for engine in ENGINES:
@@ -142,7 +185,7 @@ def pages(alerts: list[dict]) -> list[str]:
             for a in alerts if a["labels"].get("severity") == "page"]
 
 
-def test_a_steady_run_holds_the_seed_figures_and_pages_no_one() -> None:
+def test_a_steady_run_holds_the_seed_figures_and_pages_no_one(demo: DemoCli) -> None:
     """Four minutes of the whole demo, no fault: through Prometheus (``compare --prometheus``),
     every engine's output tokens/s, TTFT p50, ITL p50 and KV cache are within 10% of the seed
     table and TTFT p99 within 25%; no page is pending or firing in Prometheus at any of its
@@ -151,42 +194,38 @@ def test_a_steady_run_holds_the_seed_figures_and_pages_no_one() -> None:
     hour of this same run, in virtual time). And each engine's exact figures over the window
     are, to the token, those of its profile run in virtual time (``--calibrate``'s model): the
     real-time loop keeps the model's schedule on a busy machine."""
-    require_binary("prometheus")
-    require_binary("prometheus-alertmanager")
-    demo = Demo(free_base_port(), prometheus=True)  # the web UI too, as a user runs it
-    prometheus = f"http://127.0.0.1:{demo.prometheus_port}"
-    alertmanager = f"http://127.0.0.1:{demo.alertmanager_port}"
+    layout = demo.layout
+    prometheus = f"http://127.0.0.1:{layout.prometheus_port}"
+    alertmanager = f"http://127.0.0.1:{layout.alertmanager_port}"
+    started = demo.wait_running(timeout=180)  # the run counts from when every process answered
+    started_wall = time.time() - (time.monotonic() - started)
     seen_pages: set[str] = set()
-    try:
-        demo.start()
-        started, started_wall = time.monotonic(), time.time()
 
-        def pages_checked_until_the_end() -> bool:
-            seen_pages.update(pages(httpx.get(f"{prometheus}/api/v1/alerts", timeout=10).json()["data"]["alerts"]))
-            seen_pages.update(pages(httpx.get(f"{alertmanager}/api/v2/alerts", timeout=10).json()))
-            return time.monotonic() - started >= STEADY_SECONDS
+    def pages_checked_until_the_end() -> bool:
+        seen_pages.update(pages(httpx.get(f"{prometheus}/api/v1/alerts", timeout=10).json()["data"]["alerts"]))
+        seen_pages.update(pages(httpx.get(f"{alertmanager}/api/v2/alerts", timeout=10).json()))
+        return time.monotonic() - started >= STEADY_SECONDS
 
-        poll("the steady run", pages_checked_until_the_end, timeout=STEADY_SECONDS + 60, every=5)
-        end = time.time()
-        window = int(end - started_wall) - 10  # Prometheus' first scrapes are in it
-        rows = {row["engine"]: row for row in prometheus_rows(prometheus, f"{window}s", at=end)}
-        burn = {(s["metric"]["slo"], s["metric"]["engine"]): float(s["value"][1]) for s in httpx.get(
-            f"{prometheus}/api/v1/query", params={"query": f"max_over_time(slo:burn_rate:ratio_rate5m[{window}s])",
-                                                   "time": end}, timeout=10).json()["data"]["result"]}
-        states = {e.engine: httpx.get(f"http://127.0.0.1:{e.port}/control/state", timeout=10).json()
-                  for e in demo.engines}
-        truths, replays = {}, {}
-        for e in demo.engines:
-            clock = states[e.engine]["clock"]
-            origin = clock["origin_unix_seconds"]
-            recorder, ends = replay(e.engine, clock["seed"], end - origin + 1)
-            start_at, end_at = between_steps(ends, end - window - origin), between_steps(ends, end - origin)
-            truths[e.engine] = httpx.get(f"http://127.0.0.1:{e.port}/control/truth", timeout=10, params={
-                "start": origin + start_at, "end": origin + end_at}).json()
-            replays[e.engine] = recorder.ground_truth(start_at, end_at)
-        am_pages = pages(httpx.get(f"{alertmanager}/api/v2/alerts", timeout=10).json())
-    finally:
-        demo.stop()
+    poll("the steady run", pages_checked_until_the_end, timeout=STEADY_SECONDS + 60, every=5)
+    end = time.time()
+    window = int(end - started_wall) - 10  # Prometheus' first scrapes are in it
+    rows = {row["engine"]: row for row in prometheus_rows(prometheus, f"{window}s", at=end)}
+    burn = {(s["metric"]["slo"], s["metric"]["engine"]): float(s["value"][1]) for s in httpx.get(
+        f"{prometheus}/api/v1/query", params={"query": f"max_over_time(slo:burn_rate:ratio_rate5m[{window}s])",
+                                               "time": end}, timeout=10).json()["data"]["result"]}
+    states = {e.engine: httpx.get(f"http://127.0.0.1:{e.port}/control/state", timeout=10).json()
+              for e in layout.engines}
+    truths, replays = {}, {}
+    for e in layout.engines:
+        clock = states[e.engine]["clock"]
+        origin = clock["origin_unix_seconds"]
+        recorder, ends = replay(e.engine, clock["seed"], end - origin + 1)
+        start_at, end_at = between_steps(ends, end - window - origin), between_steps(ends, end - origin)
+        truths[e.engine] = httpx.get(f"http://127.0.0.1:{e.port}/control/truth", timeout=10, params={
+            "start": origin + start_at, "end": origin + end_at}).json()
+        replays[e.engine] = recorder.ground_truth(start_at, end_at)
+    am_pages = pages(httpx.get(f"{alertmanager}/api/v2/alerts", timeout=10).json())
+    printed_pages = [line.strip() for line in demo.drain() if line.startswith("[pager]")]
 
     print(f"\nsteady run: {time.monotonic() - started:.0f} s after start; Prometheus window {window} s")
     print(to_table(sorted(rows.values(), key=lambda row: row["engine"])))
@@ -209,11 +248,12 @@ def test_a_steady_run_holds_the_seed_figures_and_pages_no_one() -> None:
         print(f"{engine:<7} virtual-time replay:    {replays[engine]}")
         print(f"{engine:<7} real-time loop: {states[engine]['loop']}")
     print("max 5-minute burn rates:", {f"{slo}/{engine}": round(b, 2) for (slo, engine), b in sorted(burn.items())})
-    print("pages seen:", sorted(seen_pages) or "none", "| in Alertmanager at the end:", am_pages or "none")
+    print("pages seen:", sorted(seen_pages) or "none", "| in Alertmanager at the end:", am_pages or "none",
+          "| printed by the demo:", printed_pages or "none")
 
     assert sorted(rows) == sorted(ENGINES)
     assert failures == []
-    assert seen_pages == set() and am_pages == []
+    assert seen_pages == set() and am_pages == [] and printed_pages == []
     assert len(burn) == 3 * len(ENGINES)  # ttft, itl and availability of each engine
     assert max(burn.values()) < LOWEST_SHORT_WINDOW_PAGE_BURN
     for engine in ENGINES:
