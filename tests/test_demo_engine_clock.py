@@ -14,7 +14,7 @@ import pytest
 
 from infersight.simulator.engine import CATCH_UP_SECONDS, SimulatedEngine
 from infersight.simulator.model import EngineModel
-from infersight.simulator.profiles import PROFILES
+from infersight.simulator.profiles import PROFILES, Profile
 from infersight.simulator.signals import Recorder
 
 pytestmark = pytest.mark.integration
@@ -40,8 +40,10 @@ def test_a_seed_engine_starts_in_its_steady_state() -> None:
     assert (engine.model.running, engine.recorder.counters[next(iter(engine.recorder.counters))]) == ([], 0.0)
 
 
-def replay(engine: SimulatedEngine, until: float) -> tuple[Recorder, list[float]]:
-    model = EngineModel(engine.profile.performance, engine.profile.workload, seed=engine.seed)
+def replay(profile: Profile, seed: int, until: float) -> tuple[Recorder, list[float]]:
+    """The profile and seed in virtual time from the clock's origin (0 here) to ``until``: its
+    recorder and the end of every step."""
+    model = EngineModel(profile.performance, profile.workload, seed=seed)
     recorder = Recorder(model)
     now, ends = 0.0, []
     while now < until:
@@ -51,6 +53,8 @@ def replay(engine: SimulatedEngine, until: float) -> tuple[Recorder, list[float]
 
 
 def midway(ends: list[float], at: float) -> float:
+    """The middle of the gap between the steps around ``at``: a window edge that no engine event
+    is anywhere near (steps are 10-40 ms apart), so a microsecond between clocks changes nothing."""
     i = next(i for i, end in enumerate(ends) if end > at)
     return (ends[i - 1] + ends[i]) / 2
 
@@ -83,7 +87,7 @@ def test_a_blocked_event_loop_does_not_slow_the_model_down() -> None:
     engine = SimulatedEngine("vllm", "0.33", PROFILES["small"], seed=3)
     asyncio.run(run_with_stalls(engine, seconds=4.0, stall=0.15, every=0.15))
     stats = engine.loop.as_dict()
-    recorder, ends = replay(engine, time.monotonic() - engine.origin)
+    recorder, ends = replay(engine.profile, engine.seed, time.monotonic() - engine.origin)
     start, end = midway(ends, 0.5), midway(ends, engine.clock - engine.origin - 0.5)
     real = engine.recorder.ground_truth(engine.origin + start, engine.origin + end)
     virtual = recorder.ground_truth(start, end)

@@ -23,12 +23,11 @@ import httpx
 import pytest
 
 from infersight.compare import prometheus_rows, to_table
-from infersight.simulator.model import EngineModel
 from infersight.simulator.profiles import PROFILES
-from infersight.simulator.signals import Recorder
 from infersight.tools.demo import Demo
 from tests.processes import infersight_command, require_binary, stop_group
 from tests.test_demo import free_base_port, poll
+from tests.test_demo_engine_clock import midway, replay
 
 pytestmark = pytest.mark.e2e
 
@@ -110,9 +109,13 @@ class DemoCli:
         return self.output
 
     def stop(self) -> None:
-        stop_group(self.process, signal.SIGINT, timeout=60)  # Ctrl-C: the demo stops everything it started
+        # SIGTERM, as a pod is stopped: the demo stops everything it started. Not Ctrl-C's SIGINT: a
+        # script's background job (scripts/test.sh's cpu_bound pass) starts with SIGINT ignored, and
+        # the demo would wait out the timeout (60 s of every CI run until this was seen).
+        stop_group(self.process, signal.SIGTERM, timeout=60)
         self.reader.join(timeout=10)  # the pipe's end: everything the demo printed is read
         self.process.stdout.close()
+        assert self.process.returncode == 0, "the demo did not stop on SIGTERM:\n" + "".join(self.output[-20:])
 
 
 @pytest.fixture(scope="module")
@@ -159,26 +162,6 @@ def test_the_first_comparison_comes_within_90_s_at_the_seed_throughput(demo: Dem
 
 # --- a steady run -----------------------------------------------------------------------------------
 
-def replay(engine: str, seed: int, until: float) -> tuple[Recorder, list[float]]:
-    """The engine's profile and seed in virtual time from its clock's origin (0 here) to
-    ``until``: its recorder and the end of every step."""
-    profile = PROFILES[f"seed-{engine}"]
-    model = EngineModel(profile.performance, profile.workload, seed=seed)
-    recorder = Recorder(model)
-    now, ends = 0.0, []
-    while now < until:
-        now = model.step(now)
-        ends.append(now)
-    return recorder, ends
-
-
-def between_steps(ends: list[float], at: float) -> float:
-    """The middle of the gap between the steps around ``at``: a window edge that no engine event
-    is anywhere near (steps are 10-40 ms apart), so a microsecond between clocks changes nothing."""
-    i = next(i for i, end in enumerate(ends) if end > at)
-    return (ends[i - 1] + ends[i]) / 2
-
-
 def pages(alerts: list[dict]) -> list[str]:
     return [f"{a['labels'].get('alertname')} {a['labels'].get('engine', '')} {a['labels'].get('slo', '')} "
             f"{a.get('state') or a.get('status', {}).get('state')}"
@@ -219,8 +202,8 @@ def test_a_steady_run_holds_the_seed_figures_and_pages_no_one(demo: DemoCli) -> 
     for e in layout.engines:
         clock = states[e.engine]["clock"]
         origin = clock["origin_unix_seconds"]
-        recorder, ends = replay(e.engine, clock["seed"], end - origin + 1)
-        start_at, end_at = between_steps(ends, end - window - origin), between_steps(ends, end - origin)
+        recorder, ends = replay(PROFILES[f"seed-{e.engine}"], clock["seed"], end - origin + 1)
+        start_at, end_at = midway(ends, end - window - origin), midway(ends, end - origin)
         truths[e.engine] = httpx.get(f"http://127.0.0.1:{e.port}/control/truth", timeout=10, params={
             "start": origin + start_at, "end": origin + end_at}).json()
         replays[e.engine] = recorder.ground_truth(start_at, end_at)
