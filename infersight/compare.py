@@ -308,8 +308,8 @@ def embedded_rows(window: Sequence[Snapshot]) -> list[Row]:
             out[tuple(d.get(g, "") for g in group)] = out.get(tuple(d.get(g, "") for g in group), 0.0) + value
         return out
 
-    output = rate(f"{M.GENERATION_TOKENS.name}")
-    prompt = rate(f"{M.PROMPT_TOKENS.name}")
+    output = rate(M.GENERATION_TOKENS.name)
+    prompt = rate(M.PROMPT_TOKENS.name)
     target_tokens_out = rate(M.GENERATION_TOKENS.name, _TARGET)
     target_tokens_in = rate(M.PROMPT_TOKENS.name, _TARGET)
     errors = rate(M.REQUESTS.name, where=(Label.OUTCOME.value, Outcome.ERROR.value))
