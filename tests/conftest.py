@@ -111,3 +111,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if untiered:
         raise pytest.UsageError("tests without a tier (unit, integration or e2e; see tests/conftest.py): "
                                 + ", ".join(untiered[:10]))
+
+
+# What each e2e test measured (its printed figures), shown after the run, passed or not: pytest
+# shows a passing test's output only with -s, and CI's log is where these figures are read. Works
+# under xdist (a worker's report carries the captured output to the controller).
+_MEASURED: list[tuple[str, str]] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call" and report.passed and "e2e" in report.keywords and report.capstdout.strip():
+        _MEASURED.append((report.nodeid, report.capstdout.strip()))
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if _MEASURED:
+        terminalreporter.section("what the e2e tests measured")
+        for nodeid, output in sorted(_MEASURED):
+            terminalreporter.write_line(f"{nodeid}\n    " + output.replace("\n", "\n    "))

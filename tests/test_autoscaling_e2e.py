@@ -166,8 +166,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 def test_the_loading_replica_is_up_in_the_exporter_and_down_as_a_target(stack: Stack) -> None:
-    assert [(r["metric"]["namespace"], r["value"][1]) for r in stack.query(
-        f'llm_exporter_target_up{{target="{LOADING[2]}"}}')] == [("team-a", "0")]
+    up = [(r["metric"]["namespace"], r["value"][1]) for r in stack.query(
+        f'llm_exporter_target_up{{target="{LOADING[2]}"}}')]
+    print(f"llm_exporter_target_up of the loading replica {LOADING[2]}: {up}")
+    assert up == [("team-a", "0")]
 
 
 def test_every_keda_trigger_query_returns_one_number_per_workload(stack: Stack) -> None:
@@ -176,6 +178,8 @@ def test_every_keda_trigger_query_returns_one_number_per_workload(stack: Stack) 
         assert sorted(queries) == ["kvCacheUsage", "queuePerReplica", "ttftP99"]
         for trigger, expr in queries.items():
             result = stack.query(expr)
+            print(f"{namespace}/{engine} KEDA {trigger}: {[r['value'][1] for r in result]} "
+                  f"(computed here: {expected(namespace, engine)[trigger]:.6g})")
             assert len(result) == 1, f"{namespace}/{engine} {trigger}: {expr} -> {result}"
             assert float(result[0]["value"][1]) == pytest.approx(expected(namespace, engine)[trigger], abs=1e-9), (
                 f"{namespace}/{engine} {trigger}: {expr}")
@@ -192,6 +196,8 @@ def test_every_adapter_rule_serves_the_hpa_the_same_number(stack: Stack) -> None
             series = stack.get("/api/v1/series", **{"match[]": series_query})
             assert {(s["namespace"], s["engine"]) for s in series} >= {(namespace, engine)}
             result = stack.query(expr)
+            print(f"{namespace}/{engine} adapter {metric}: {[r['value'][1] for r in result]} "
+                  f"(computed here: {expected(namespace, engine)[by_metric[metric]]:.6g})")
             assert len(result) == 1, f"{namespace}/{engine} {metric}: {expr} -> {result}"
             assert float(result[0]["value"][1]) == pytest.approx(expected(namespace, engine)[by_metric[metric]],
                                                                  abs=1e-9), f"{namespace}/{engine} {metric}: {expr}"

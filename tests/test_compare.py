@@ -213,6 +213,11 @@ def test_compare_from_prometheus_and_from_exporters_agree(tmp_path) -> None:
         data.get_reader.clear()
         table = subprocess.run([*cli, "compare", "--prometheus", prometheus, "--window", "20s"], capture_output=True,
                                text=True, timeout=30, check=True).stdout
+    print(f"\ncompare over {int(ended - started)} s, from the exporters and from Prometheus:")
+    for ours, theirs in zip(embedded, from_prometheus):
+        print(f"{ours['engine']:<7} " + "  ".join(
+            f"{key} {ours[key]:.4g} / {theirs[key]:.4g}" for key in ("output_tokens_per_second", "ttft_p50_seconds",
+                                                                      "itl_p50_seconds")))
     assert [(r["engine"], r["model"], r["target"]) for r in embedded] == [
         ("triton", "Qwen/Qwen3-0.6B", "triton"), ("vllm", "Qwen/Qwen3-0.6B", "vllm")]
     assert all(list(r) == list(COLUMNS) for r in embedded)

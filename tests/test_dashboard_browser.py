@@ -89,6 +89,8 @@ def test_every_page_at_its_url_one_colour_per_engine_in_chromium(tmp_path) -> No
                 deploy = page.get_by_text("Deploy", exact=True).count()
             finally:
                 browser.close()
+    print(f"\npages (URL, 'Page not found', exceptions): {headings}\ntrace colours per page: {colours}\n"
+          f"Cost grid's $/h cells: {[c for c in cost_cells if c.startswith('$')]}; 'Deploy' shown {deploy} times")
     assert headings == {path: (f"{base}/{path}", 0, 0) for path, _, _ in PAGES}
     assert colours == {path: sorted(COLOURS.items()) for path in ("compare", "live", "cost")}
     # the exporters' llm_hourly_cost_dollars: 1 GPU at $0.80

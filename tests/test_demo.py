@@ -96,6 +96,13 @@ def test_demo_comparison_matches_the_engines_ground_truth() -> None:
                   for e in demo.engines}
     finally:
         demo.stop()
+    print(f"\nembedded comparison over {window[-1].time - window[0].time:.1f} s against each engine's exact figures:")
+    for engine, row in sorted(rows.items()):
+        truth = truths[engine]
+        print(f"{engine:<7} out tok/s {row['output_tokens_per_second']:7.1f} (exact {truth['output_tokens_per_second']:7.1f})"
+              f"  TTFT p50 {row['ttft_p50_seconds'] * 1e3:6.1f} ms (exact {truth['ttft_p50_seconds'] * 1e3:6.1f})"
+              f"  ITL p50 {row['itl_p50_seconds'] * 1e3:5.1f} ms (exact {truth['itl_p50_seconds'] * 1e3:5.1f})"
+              f"  $/h {row['hourly_cost_dollars']:.2f}")
     assert sorted(rows) == ["nim", "triton", "vllm"]
     for engine, row in rows.items():
         truth = truths[engine]

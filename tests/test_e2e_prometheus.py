@@ -67,6 +67,9 @@ scrape_configs:
     finally:
         engine.close()
     instance = f"127.0.0.1:{exporter_port}"
+    print(f"\nPrometheus read: llm_kv_cache_usage_ratio {[r['value'][1] for r in kv]}, llm_requests_waiting "
+          f"{[r['value'][1] for r in waiting]}, llm_exporter_target_up {[r['value'][1] for r in up]}; the exporter "
+          f"asked the engine for {last_request['Accept']!r}")
     assert [(r["metric"], r["value"][1]) for r in kv] == [({
         "__name__": "llm_kv_cache_usage_ratio", "engine": "vllm", "instance": instance, "job": "infersight",
         "model": "meta-llama/Llama-3.1-8B-Instruct", "target": "vllm-a"}, "0.5")]  # the mean of 0.42 and 0.58

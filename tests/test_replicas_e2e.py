@@ -184,6 +184,7 @@ def by(result: list[dict], *labels: str) -> dict[tuple[str, ...], float]:
 
 def test_per_pod_and_per_namespace_series_stay_apart(stack: Stack) -> None:
     running_now = stack.wait("llm_requests_running", lambda r: len(r) == 4)
+    print(f"llm_requests_running per replica: {by(running_now, 'namespace', 'pod', 'target')}")
     assert by(running_now, "namespace", "pod", "target") == {
         (ns, pod, pod): 12.0 for ns, pod in PODS}  # each replica its own target, named after its pod
     # One SLO per workload: the two replicas of a namespace summed, the namespaces apart.
@@ -199,6 +200,8 @@ def test_per_pod_and_per_namespace_series_stay_apart(stack: Stack) -> None:
     assert by(joined, "namespace", "pod", "target", "gpu") == {
         ("team-a", "vllm-a-0", "vllm-a-0", "GPU-a0"): 0.71, ("team-a", "vllm-a-1", "vllm-a-1", "GPU-a1"): 0.64}
     filtered = stack.wait("llm_gpu_utilization_ratio", lambda r: len(r) == 2)
+    print(f"TTFT SLI error ratio per namespace: {by(errors, 'namespace')}; GPU utilization joined on pod: "
+          f"{by(joined, 'pod', 'gpu')}, from the filtered source: {by(filtered, 'target', 'gpu')}")
     assert by(filtered, "namespace", "target", "gpu") == {
         ("team-b", "vllm-b-0", TEAM_B_GPUS["vllm-b-0"]): 0.71, ("team-b", "vllm-b-1", TEAM_B_GPUS["vllm-b-1"]): 0.64}
 
@@ -206,9 +209,11 @@ def test_per_pod_and_per_namespace_series_stay_apart(stack: Stack) -> None:
 def test_a_model_still_loading_pages_nobody(stack: Stack) -> None:
     # The loading replica has been down for 12 scrapes: over twice LLMEngineTargetDown's `for` (5 s).
     stack.wait('count_over_time(llm_exporter_target_up{target="vllm-a-2"}[1m]) >= 12', lambda r: len(r) == 1)
-    assert by(stack.query('llm_exporter_target_up{target="vllm-a-2"}'), "namespace", "pod") == {
-        ("team-a", "vllm-a-2"): 0.0}
-    assert stack.query('ALERTS{alertname=~"LLMEngineTargetDown|LLMWorkloadReplicaDown"}') == []
+    loading = by(stack.query('llm_exporter_target_up{target="vllm-a-2"}'), "namespace", "pod")
+    alerts = stack.query('ALERTS{alertname=~"LLMEngineTargetDown|LLMWorkloadReplicaDown"}')
+    print(f"the loading replica's target_up: {loading}; its down alerts: {alerts}")
+    assert loading == {("team-a", "vllm-a-2"): 0.0}
+    assert alerts == []
     assert [a["labels"]["alertname"] for a in stack.alertmanager_alerts()
             if a["labels"].get("severity") == "page"] == []
     assert [(a["labels"]["alertname"], a["labels"].get("namespace"), a["status"])
@@ -243,6 +248,7 @@ def test_every_dashboard_query_runs_and_keeps_namespaces_and_replicas_apart(stac
             break
         time.sleep(2)
     assert empty == []
+    print(f"{len(queries)} panel queries, each with data; checked for namespace team-b and replica vllm-b-1 alone")
     leaks = []
     for where, expr in queries:
         one_namespace = stack.query(concrete(expr, namespace="team-b"))
@@ -283,6 +289,7 @@ def test_one_replica_down_inhibits_only_its_own_alerts(stack: Stack) -> None:
               a["labels"].get("severity", ""), a["labels"].get("long_window", "")): a["status"]["state"]
              for a in alerts if a["labels"].get("slo", "ttft") == "ttft"}
     kv = {key[1:3]: value for key, value in state.items() if key[0] == "LLMKVCacheSaturated"}
+    print("alert states after vllm-a-0 went down:\n" + "\n".join(f"  {key}: {value}" for key, value in sorted(state.items())))
     # Its own saturation alert (its 10-minute window still holds its last samples) is muted; its
     # peer in the same namespace and the other namespace's replicas keep alerting.
     assert kv == {("team-a", "vllm-a-0"): "suppressed", ("team-a", "vllm-a-1"): "active",
