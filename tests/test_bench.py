@@ -32,5 +32,9 @@ def test_bench_json_has_every_documented_figure() -> None:
     rates = ("samples_per_second", "cold_samples_per_second", "baseline_samples_per_second", "speedup",
              "prometheus_samples_per_cpu_second")
     assert all(math.isfinite(result[key]) and result[key] > 0 for key in rates), {key: result[key] for key in rates}
+    # Sanity, not the figures (those are the benchmark's, README "Performance"): a live exporter holds
+    # more than its 20 MiB interpreter and well under the chart's 384 Mi limit (measured 66 MiB); the
+    # added latency is a difference of two p99s, so it may be negative, and a second would mean the
+    # measurement itself broke (measured 1.4 ms).
     assert 20 * 2**20 < result["rss_bytes"] <= result["peak_rss_bytes"] < 200 * 2**20
     assert abs(result["added_latency_p99_seconds"]) < 1.0

@@ -107,6 +107,9 @@ def test_demo_comparison_matches_the_engines_ground_truth() -> None:
     for engine, row in rows.items():
         truth = truths[engine]
         assert truth["generated_tokens"] > 1000
+        # The truth's window edges are the snapshots' timestamps, taken as each scrape answered; a
+        # scrape answered 300 ms late on a loaded machine moves an edge by 300 ms of 20 s (1.5%), at
+        # both ends 3%. Measured: equal to 0.1 tokens/s.
         assert row["output_tokens_per_second"] == pytest.approx(truth["output_tokens_per_second"], rel=0.03), engine
         ttft_bounds, itl_bounds = (TTFT_V1, ITL_V1) if engine == "vllm" else (TTFT_V0, ITL_V0)
         # histogram_quantile lands in the bucket that holds the true percentile: that is all buckets can say.

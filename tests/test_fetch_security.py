@@ -143,8 +143,8 @@ def test_a_scrape_that_joins_a_longer_fetch_answers_within_its_own_budget() -> N
     assert series(second, "slow") == failure_series("vllm", "slow", "timeout")
     # Its budget is 1 s less the 0.5 s offset; the engine answers nobody before this scrape is
     # answered, so waiting for the shared fetch would take the first scrape's 10 s. The upper bound
-    # leaves a loaded machine the same second as test_prometheus_scrape_timeout_header_is_honoured.
-    assert 0.5 <= elapsed < 1.5
+    # lies halfway to that other outcome: it tells the two apart on however loaded a machine.
+    assert 0.5 <= elapsed < 10 / 2
     assert requests == 1  # the second joined the fetch, and leaving it did not cancel it for the first:
     lines = first.splitlines()
     assert 'llm_exporter_target_up{engine="vllm",target="slow"} 1.0' in lines
@@ -153,5 +153,6 @@ def test_a_scrape_that_joins_a_longer_fetch_answers_within_its_own_budget() -> N
 
 def test_a_prometheus_scrape_joining_a_curl_scrape_answers_within_its_own_budget() -> None:
     second, elapsed, _, requests = _joined_scrape("*/*", configured_timeout=3)  # fails in 3 s, not 10
-    assert (series(second, "slow"), 0.5 <= elapsed < 1.5, requests) == (
+    # As above: the budget's 0.5 s at least, and under half of the 3 s it would wait otherwise.
+    assert (series(second, "slow"), 0.5 <= elapsed < 3 / 2, requests) == (
         failure_series("vllm", "slow", "timeout"), True, 1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import math
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -276,20 +277,34 @@ def test_a_slow_or_absent_receiver_never_holds_up_metrics(tmp_path: Path) -> Non
                 started = time.monotonic()
                 process.terminate()
                 assert (process.wait(timeout=20), time.monotonic() - started < 5) == (0, True)
-        # Nothing listening: each push fails; /metrics is unaffected; one warning, not one a push.
-        dead = f"http://127.0.0.1:{free_port()}/v1/metrics"
-        log = tmp_path / "dead.log"
-        command, base = _exporter(tmp_path, engine_url, dead, "--otlp-timeout", "0.5")
-        with running(command, base + "/-/ready", log=log) as process:
-            deadline = time.monotonic() + 30
-            warning = f"OTLP push to {dead} failed; retrying every 1s"
-            while warning not in log.read_text():
-                assert time.monotonic() < deadline, log.read_text()
-                time.sleep(0.1)
-            time.sleep(2.5)  # two more failed pushes
-            response = httpx.get(base + "/metrics", timeout=10)
-            assert (response.status_code, response.text.count("llm_exporter_target_up{")) == (200, 1)
-            assert process.poll() is None
-            ours = [line.split(" ", 2)[2] for line in log.read_text().splitlines() if "exporter.otlp msg=" in line]
-            assert ours == [f"level=INFO logger=infersight.exporter.otlp msg=pushing OTLP endpoint={dead} interval=1s",
-                            f"level=WARNING logger=infersight.exporter.otlp msg={warning}"]
+        # A receiver that closes every connection unanswered: each push fails; /metrics is
+        # unaffected; one warning, not one a push.
+        with socket.create_server(("127.0.0.1", 0)) as closer:
+            pushes: list[None] = []
+
+            def close_every_connection() -> None:
+                while True:
+                    try:
+                        connection, _ = closer.accept()
+                    except OSError:  # the listening socket closed: the test is over
+                        return
+                    connection.close()
+                    pushes.append(None)
+
+            threading.Thread(target=close_every_connection, daemon=True).start()
+            dead = f"http://127.0.0.1:{closer.getsockname()[1]}/v1/metrics"
+            log = tmp_path / "dead.log"
+            command, base = _exporter(tmp_path, engine_url, dead, "--otlp-timeout", "0.5")
+            with running(command, base + "/-/ready", log=log) as process:
+                deadline = time.monotonic() + 30
+                warning = f"OTLP push to {dead} failed; retrying every 1s"
+                while warning not in log.read_text() or len(pushes) < 3:  # three failed pushes at least
+                    assert time.monotonic() < deadline, (len(pushes), log.read_text())
+                    time.sleep(0.1)
+                response = httpx.get(base + "/metrics", timeout=10)
+                assert (response.status_code, response.text.count("llm_exporter_target_up{")) == (200, 1)
+                assert process.poll() is None
+                ours = [line.split(" ", 2)[2] for line in log.read_text().splitlines() if "exporter.otlp msg=" in line]
+                assert ours == [
+                    f"level=INFO logger=infersight.exporter.otlp msg=pushing OTLP endpoint={dead} interval=1s",
+                    f"level=WARNING logger=infersight.exporter.otlp msg={warning}"]
