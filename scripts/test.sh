@@ -6,10 +6,9 @@
 #                                  script's own -m keeps `serial` and `cpu_bound` tests apart)
 # Three passes: the bulk on INFERSIGHT_TEST_WORKERS pytest-xdist workers (default 2, `--dist
 # loadfile`: a module's tests share one worker, so a module-scoped engine or stack starts once;
-# --fast: 3, test by test); beside
-# it, the `cpu_bound` e2e modules one at a time in one process (tests/conftest.py says why); then the
-# `serial` tests (a time bound under CPU load) alone. INFERSIGHT_TEST_WORKERS=0 runs everything in one
-# process.
+# --fast: 3, test by test); beside it, the `cpu_bound` e2e modules one at a time in one process
+# (tests/conftest.py says why); then the `serial` tests (a time bound under CPU load) alone.
+# INFERSIGHT_TEST_WORKERS=0 runs everything in one process.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tiers=""

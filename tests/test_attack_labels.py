@@ -160,7 +160,7 @@ def test_the_series_caches_estimate_is_what_tracemalloc_measures(series: int, va
     long lines, kept families and skipped ones. Measured in a fresh interpreter: in a process that
     has run other tests, growing the interpreter's table of interned strings (the parser interns
     label names and values) is counted as the parser's and swamps the figure."""
-    code = ("import sys; from tests.test_attack_labels import cache_estimate_and_held as m; "
+    code = ("from tests.test_attack_labels import cache_estimate_and_held as m; "
             f"print(*m({series}, {value_bytes}))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
     assert result.returncode == 0, result.stderr

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 
 import queue
 import re
-import shutil
 import signal
 import subprocess
 import threading
@@ -70,18 +69,20 @@ class DemoCli:
 
     def __init__(self) -> None:
         self.base_port = free_base_port()
-        self.layout = Demo(self.base_port)  # its ports only: the CLI's demo runs the processes
-        shutil.rmtree(self.layout.workdir)
+        self.layout = Demo(self.base_port)  # its ports only (a Demo not started starts nothing)
         self.started = time.monotonic()
         self.process = subprocess.Popen([*infersight_command(), "demo", "--base-port", str(self.base_port)],
                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
                                         start_new_session=True)
         self.lines: queue.Queue[tuple[float, str]] = queue.Queue()
         self.output: list[str] = []
-        self.reader = threading.Thread(
-            target=lambda: [self.lines.put((time.monotonic(), line)) for line in self.process.stdout], daemon=True)
+        self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
         self.running_since: float | None = None  # when it printed "is running": every process answers
+
+    def _read(self) -> None:
+        for line in self.process.stdout:  # until the demo's end closes the pipe
+            self.lines.put((time.monotonic(), line))
 
     def next_line(self) -> tuple[float, str] | None:
         try:

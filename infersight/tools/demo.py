@@ -171,7 +171,7 @@ class Demo:
         self.first_print = first_print
         self.window = window
         self.processes: list[subprocess.Popen[bytes]] = []
-        self.workdir = Path(tempfile.mkdtemp(prefix="infersight-demo-"))
+        self.workdir: Path | None = None  # made by start(): a Demo not started writes nothing
         self.history = History([f"http://{HOST}:{e.exporter_port}/metrics" for e in self.engines])
         self.webhook: ThreadingHTTPServer | None = None
 
@@ -199,6 +199,7 @@ class Demo:
         if taken:
             raise RuntimeError(f"ports already in use: {', '.join(taken)}. Stop what holds them (another "
                                f"demo?) or pick other ports with --base-port.")
+        self.workdir = Path(tempfile.mkdtemp(prefix="infersight-demo-"))
         cli = [sys.executable, "-m", "infersight"]
         for e in self.engines:
             self._spawn([*cli, "simulate", "--engine", e.engine, "--version", e.version, "--profile", e.profile,
@@ -326,7 +327,8 @@ class Demo:
         if self.webhook is not None:
             self.webhook.shutdown()
             self.webhook.server_close()
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 def run(base_port: int, prometheus: bool, duration: float | None, ui: bool = True) -> int:
